@@ -1,0 +1,94 @@
+# Detour build. `make` builds build/bin/*; `make check` installs what is
+# missing, builds and runs every test; `make demo` runs the demo lab.
+#
+# Layout: src/*.c is the library (one module per SPEC concept), cmd/PROG/*.c
+# are the programs, tests/unit/test_*.c unit tests (cmocka), fuzz/fuzz_*.c
+# libFuzzer targets, bench/ benchmarks.
+
+CC      ?= gcc
+BUILD   ?= build
+SAN     ?=
+OPT     ?= -O2
+CFLAGS  ?= $(OPT) -g
+CFLAGS  += -std=c17 -Wall -Wextra -Werror -D_GNU_SOURCE -Isrc -MMD -MP $(SAN)
+LDFLAGS += $(SAN)
+LDLIBS  += -lyaml -ljansson -lpthread -lm
+
+PROGS   := detourd detourctl detour-sn detour-lab
+LIB_SRC := $(wildcard src/*.c)
+LIB_OBJ := $(LIB_SRC:src/%.c=$(BUILD)/obj/%.o)
+LIB     := $(BUILD)/libdetour.a
+BINS    := $(PROGS:%=$(BUILD)/bin/%)
+TEST_SRC := $(wildcard tests/unit/test_*.c)
+TESTS   := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+BENCH_SRC := $(wildcard bench/*.c)
+BENCHES := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+FUZZ_SRC := $(wildcard fuzz/fuzz_*.c)
+
+.PHONY: all deps check demo clean unit asan fuzz fuzz-smoke e2e bench clang
+all: $(BINS) $(TESTS) $(BENCHES)
+
+deps:
+	@bash scripts/install-deps.sh
+
+$(BUILD)/obj/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(LIB): $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+define prog_rule
+$(1)_SRC := $$(wildcard cmd/$(1)/*.c)
+$(1)_OBJ := $$($(1)_SRC:cmd/%.c=$(BUILD)/cmd/%.o)
+$(BUILD)/bin/$(1): $$($(1)_OBJ) $(LIB)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS)
+endef
+$(foreach p,$(PROGS),$(eval $(call prog_rule,$(p))))
+
+$(BUILD)/cmd/%.o: cmd/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Icmd -c $< -o $@
+
+$(BUILD)/tests/%: tests/unit/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) -lcmocka $(LDLIBS)
+
+$(BUILD)/bench/%: bench/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
+# Sanitizer build of the library, programs and unit tests (clang or gcc).
+asan:
+	$(MAKE) BUILD=build-asan OPT=-O1 SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" all
+
+# The same sources with clang, warnings as errors.
+clang:
+	$(MAKE) BUILD=build-clang CC=clang all
+
+# libFuzzer targets (clang): one binary per fuzz/fuzz_*.c.
+FUZZ_BUILD := build-fuzz
+FUZZ_CFLAGS := -std=c17 -g -O1 -Wall -Wextra -Werror -D_GNU_SOURCE -Isrc -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+fuzz:
+	@mkdir -p $(FUZZ_BUILD)
+	@set -e; for f in $(FUZZ_SRC); do n=$$(basename $$f .c); \
+	  echo "  FUZZ $$n"; clang $(FUZZ_CFLAGS) -o $(FUZZ_BUILD)/$$n $$f $(filter-out src/main.c,$(LIB_SRC)) -lyaml -ljansson -lpthread -lm; done
+
+unit: $(TESTS)
+	@tests/run-unit.sh $(BUILD)
+
+check: deps
+	@bash tests/check.sh
+
+demo: deps all
+	@bash scripts/demo.sh
+
+bench: $(BENCHES)
+	@for b in $(BENCHES); do $$b; done
+
+clean:
+	rm -rf build build-asan build-clang build-fuzz
+
+-include $(LIB_OBJ:.o=.d) $(wildcard $(BUILD)/cmd/*/*.d)

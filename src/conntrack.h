@@ -1,0 +1,65 @@
+/* conntrack.h - the connection table of SPEC section 6: each flow pinned to
+ * its path in both directions, aged by TCP state or idle time, bounded.
+ *
+ * Owns: the table memory (preallocated at create; no allocation per flow)
+ * and entry lifetimes.
+ * Must not: select paths or look at packets beyond the flow key and TCP
+ * flags. One table per worker: no locks. */
+#ifndef DETOUR_CONNTRACK_H
+#define DETOUR_CONNTRACK_H
+
+#include "flow.h"
+
+/* A connection record, reached from either of its two keys. */
+struct conn {
+	struct flow_key key[2];   /* [0] = forward (as first seen), [1] = reverse */
+	uint32_t spi_fwd, spi_rev;
+	uint16_t chain;
+	uint16_t rule;
+	uint8_t action;           /* enum rule_action */
+	uint8_t fp;               /* enum fp_action applied by flow programming */
+	uint16_t skip_mask;       /* services to skip (bit per chain position) */
+	uint8_t tcp_state;        /* internal TCP tracking state */
+	uint8_t flags;
+	uint64_t last_seen_ns;
+	uint64_t created_ns;
+	uint64_t pkts[2], bytes[2];
+};
+
+struct conntrack;
+
+struct conntrack_stats {
+	uint64_t lookups, hits, inserts, insert_full, expired, deleted;
+	uint32_t entries, capacity;
+};
+
+/* capacity entries preallocated. NULL on failure. */
+struct conntrack *conntrack_create(uint32_t capacity);
+void conntrack_destroy(struct conntrack *ct);
+
+/* Lookup by either key; *dir = 0 if k is the forward key, 1 if reverse. */
+struct conn *conntrack_lookup(struct conntrack *ct, const struct flow_key *k, int *dir);
+/* Batched lookup: keys[i] -> out[i] (NULL if miss), dirs[i]. Prefetches. */
+void conntrack_lookup_batch(struct conntrack *ct, const struct flow_key *const *keys, uint32_t n,
+			    struct conn **out, int *dirs);
+/* Insert a new record for forward key k (the reverse key is derived by
+ * flow_key_reverse, with reverse_zone as its zone). NULL when the table is
+ * full (counted in insert_full): the caller falls back to stateless
+ * selection. */
+struct conn *conntrack_insert(struct conntrack *ct, const struct flow_key *k, uint16_t reverse_zone,
+			      uint64_t now_ns);
+/* Update state on a packet of c in direction dir (TCP flags; 0 for non-TCP). */
+void conntrack_update(struct conntrack *ct, struct conn *c, int dir, uint8_t tcp_flags, uint32_t bytes,
+		      uint64_t now_ns);
+void conntrack_delete(struct conntrack *ct, struct conn *c);
+/* Age out: visits at most `budget` entries per call; returns entries expired. */
+uint32_t conntrack_expire(struct conntrack *ct, uint64_t now_ns, uint32_t budget);
+/* Walk all entries (control plane). Stops when fn returns false. */
+void conntrack_walk(struct conntrack *ct, bool (*fn)(struct conn *c, void *arg), void *arg);
+void conntrack_get_stats(const struct conntrack *ct, struct conntrack_stats *st);
+/* Idle timeouts, ns. */
+void conntrack_set_timeouts(struct conntrack *ct, uint64_t tcp_established, uint64_t tcp_other,
+			    uint64_t udp, uint64_t other);
+size_t conntrack_entry_bytes(void);
+
+#endif

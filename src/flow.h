@@ -1,0 +1,83 @@
+/* flow.h - the flow key (what the classifier, connection table and proxies
+ * match on) and its hash. Owns no state. */
+#ifndef DETOUR_FLOW_H
+#define DETOUR_FLOW_H
+
+#include "common.h"
+
+/* 5-tuple plus the guest network. IPv4 addresses are IPv4-mapped. For ICMP
+ * echo, sport = dport = identifier; for other ICMP, ports are type/code. */
+struct flow_key {
+	struct ipaddr src, dst;
+	uint16_t sport, dport;
+	uint8_t proto;   /* IPPROTO_* */
+	uint8_t is_ip;   /* 0: non-IP frame; key is meaningless */
+	uint16_t zone;   /* classification point: guest port id * 2 + (ingress ? 1 : 0) */
+	uint32_t vni;    /* guest network */
+};
+
+static inline void flow_key_reverse(const struct flow_key *k, struct flow_key *r)
+{
+	*r = *k;
+	r->src = k->dst;
+	r->dst = k->src;
+	r->sport = k->dport;
+	r->dport = k->sport;
+}
+
+static inline uint64_t hash_mix64(uint64_t h)
+{
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdULL;
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ULL;
+	h ^= h >> 33;
+	return h;
+}
+
+static inline uint64_t hash_bytes(const void *p, size_t n, uint64_t seed)
+{
+	const uint8_t *b = p;
+	uint64_t h = seed ^ (n * 0x9e3779b97f4a7c15ULL);
+	while (n >= 8) {
+		uint64_t w;
+		memcpy(&w, b, 8);
+		h = hash_mix64(h ^ w) + 0x9e3779b97f4a7c15ULL;
+		b += 8;
+		n -= 8;
+	}
+	uint64_t w = 0;
+	memcpy(&w, b, n);
+	return hash_mix64(h ^ w ^ ((uint64_t)n << 56));
+}
+
+static inline uint64_t flow_key_hash(const struct flow_key *k)
+{
+	return hash_bytes(k, sizeof(*k), 0x5eed);
+}
+
+/* Direction-independent hash: both directions of a flow give the same value
+ * (used for path selection and, later, spreading flows over workers). */
+static inline uint64_t flow_key_hash_sym(const struct flow_key *k)
+{
+	int c = memcmp(&k->src, &k->dst, sizeof(k->src));
+	const struct ipaddr *lo = c <= 0 ? &k->src : &k->dst, *hi = c <= 0 ? &k->dst : &k->src;
+	uint16_t plo = c <= 0 ? k->sport : k->dport, phi = c <= 0 ? k->dport : k->sport;
+	uint8_t buf[40];
+	memcpy(buf, lo, 16);
+	memcpy(buf + 16, hi, 16);
+	wr16(buf + 32, plo);
+	wr16(buf + 34, phi);
+	buf[36] = k->proto;
+	buf[37] = (uint8_t)(k->vni >> 16);
+	buf[38] = (uint8_t)(k->vni >> 8);
+	buf[39] = (uint8_t)k->vni;
+	return hash_bytes(buf, sizeof(buf), 0x51ab);
+}
+
+static inline bool flow_key_eq(const struct flow_key *a, const struct flow_key *b)
+{
+	return memcmp(a, b, sizeof(*a)) == 0;
+}
+
+#endif

@@ -1,0 +1,114 @@
+/* pkt.c - preallocated packet pool: a LIFO stack of free buffers (hot
+ * buffers are reused first, which keeps them in cache). Single-threaded by
+ * design: each worker owns its own pool. */
+#include "pkt.h"
+
+#include <stdlib.h>
+#include <sys/mman.h>
+
+struct pkt_pool {
+	struct pkt *mem;
+	uint32_t size;
+	uint32_t top; /* number of free entries in stack[] */
+	struct pkt **stack;
+};
+
+void pkt_reset(struct pkt *p)
+{
+	p->data = p->buf + PKT_HEADROOM;
+	p->len = 0;
+	p->in_port = p->out_port = 0xffff;
+	p->hash = 0;
+	p->flags = 0;
+	p->next = 0;
+	p->md.n_unknown = 0;
+}
+
+struct pkt_pool *pkt_pool_create(uint32_t n)
+{
+	if (n == 0 || n > (1u << 22))
+		return NULL;
+	struct pkt_pool *pool = calloc(1, sizeof(*pool));
+	if (!pool)
+		return NULL;
+	size_t bytes = (size_t)n * sizeof(struct pkt);
+	pool->mem = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	pool->stack = calloc(n, sizeof(*pool->stack));
+	if (pool->mem == MAP_FAILED || !pool->stack) {
+		if (pool->mem != MAP_FAILED)
+			munmap(pool->mem, bytes);
+		free(pool->stack);
+		free(pool);
+		return NULL;
+	}
+	pool->size = n;
+	for (uint32_t i = 0; i < n; i++) {
+		struct pkt *p = &pool->mem[n - 1 - i];
+		p->pool_idx = n - 1 - i;
+		pool->stack[i] = p;
+	}
+	pool->top = n;
+	return pool;
+}
+
+void pkt_pool_destroy(struct pkt_pool *pool)
+{
+	if (!pool)
+		return;
+	munmap(pool->mem, (size_t)pool->size * sizeof(struct pkt));
+	free(pool->stack);
+	free(pool);
+}
+
+struct pkt *pkt_alloc(struct pkt_pool *pool)
+{
+	if (unlikely(pool->top == 0))
+		return NULL;
+	struct pkt *p = pool->stack[--pool->top];
+	pkt_reset(p);
+	return p;
+}
+
+uint32_t pkt_alloc_bulk(struct pkt_pool *pool, struct pkt **out, uint32_t n)
+{
+	if (n > pool->top)
+		n = pool->top;
+	for (uint32_t i = 0; i < n; i++) {
+		out[i] = pool->stack[--pool->top];
+		pkt_reset(out[i]);
+	}
+	return n;
+}
+
+void pkt_free(struct pkt_pool *pool, struct pkt *p)
+{
+	pool->stack[pool->top++] = p;
+}
+
+void pkt_free_bulk(struct pkt_pool *pool, struct pkt **p, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++)
+		pool->stack[pool->top++] = p[i];
+}
+
+uint32_t pkt_pool_avail(const struct pkt_pool *pool) { return pool->top; }
+uint32_t pkt_pool_size(const struct pkt_pool *pool) { return pool->size; }
+
+struct pkt *pkt_clone(struct pkt_pool *pool, const struct pkt *p)
+{
+	struct pkt *c = pkt_alloc(pool);
+	if (!c)
+		return NULL;
+	size_t off = pkt_headroom(p);
+	c->data = c->buf + off;
+	memcpy(c->data, p->data, p->len);
+	c->len = p->len;
+	c->in_port = p->in_port;
+	c->out_port = p->out_port;
+	c->hash = p->hash;
+	c->flags = p->flags;
+	c->lay = p->lay;
+	c->key = p->key;
+	c->md = p->md;
+	return c;
+}

@@ -1,0 +1,129 @@
+/* pkt.h - the packet buffer, its preallocated pool and the batch (vector)
+ * that every data-plane stage works on.
+ *
+ * Owns: buffer memory and the per-packet metadata layout (parse offsets,
+ * flow key, and the service-plane metadata that travels beside the frame
+ * inside a host instead of an encapsulation).
+ * Must not: know about ports, rules or paths. No allocation after
+ * pool_create(); get/put are O(1) and lock-free (one pool per worker). */
+#ifndef DETOUR_PKT_H
+#define DETOUR_PKT_H
+
+#include "common.h"
+#include "flow.h"
+
+#define PKT_HEADROOM 192   /* room to push outer Eth+IPv6+UDP+Geneve+NSH+TLVs */
+#define PKT_DATA_ROOM 2048 /* largest frame carried (MTU 1500 + L2, or jumbo-ish) */
+#define BATCH_MAX 64
+
+/* Service-plane metadata (SPEC section 4: NSH header + Detour context TLVs).
+ * Inside a host it travels here; between hosts it is encoded as NSH. */
+enum sp_dir { SP_DIR_FORWARD = 0, SP_DIR_REVERSE = 1 };
+enum fp_action { FP_NONE = 0, FP_DROP = 1, FP_ALLOW = 2, FP_SKIP = 3 };
+
+struct sp_meta {
+	uint32_t spi;          /* 24 bits */
+	uint8_t si;
+	uint8_t dir;           /* enum sp_dir */
+	uint8_t fp_action;     /* enum fp_action; flow-programming TLV, 0 = absent */
+	uint8_t is_copy;       /* a `copy` rule's duplicate: dropped at path end */
+	uint16_t chain;        /* chain id (SCI) */
+	uint16_t guest_port;   /* guest port id at the source host */
+	uint32_t vni;          /* guest network VNI */
+	struct mac orig_dst, orig_src;
+	struct ipaddr ret_vtep;  /* return address: source host VTEP ... */
+	struct mac ret_spmac;    /* ... and its port proxy spmac */
+	uint16_t fp_service;   /* service index the flow-programming message is about */
+	uint8_t ingress;       /* classified at the destination (ingress rule) */
+	uint8_t n_unknown;     /* bytes of unknown non-critical TLVs kept below */
+	uint8_t unknown[64];   /* carried through untouched */
+};
+
+/* Where the parsed headers are, as offsets from pkt->data. 0xffff = absent. */
+struct pkt_layout {
+	uint16_t l3;        /* IP (or ARP) header */
+	uint16_t l4;        /* TCP/UDP/ICMP header */
+	uint16_t payload;   /* after L4 header */
+	uint16_t ethertype; /* after any 802.1Q tags */
+	uint16_t vlan_tci;  /* 0 if untagged */
+	uint8_t l4proto;    /* IPPROTO_* or 0 */
+	uint8_t tcp_flags;
+	uint8_t is_frag;    /* IPv4/IPv6 non-first fragment: no L4 */
+};
+
+#define PKT_OFF_NONE 0xffff
+
+struct pkt {
+	uint8_t *data;        /* first byte of the frame (Ethernet header) */
+	uint32_t len;         /* frame length */
+	uint16_t in_port;     /* port id the frame arrived on */
+	uint16_t out_port;    /* port id chosen by forwarding */
+	uint32_t hash;        /* flow hash, 0 = not computed */
+	uint32_t flags;       /* PKT_F_* */
+	uint16_t next;        /* next stage, used by the engine */
+	uint32_t pool_idx;    /* owner pool slot; do not touch */
+	struct pkt_layout lay;
+	struct flow_key key;
+	struct sp_meta md;
+	uint8_t buf[PKT_HEADROOM + PKT_DATA_ROOM];
+};
+
+#define PKT_F_PARSED (1u << 0)
+#define PKT_F_HAS_MD (1u << 1)      /* md is valid (packet is on the service plane) */
+#define PKT_F_CSUM_PARTIAL (1u << 2) /* L4 checksum must be completed before TX */
+#define PKT_F_INGRESS_DONE (1u << 3) /* ingress classification already applied */
+#define PKT_F_EGRESS_DONE (1u << 4)  /* egress classification already applied */
+
+static inline uint8_t *pkt_end(const struct pkt *p) { return p->data + p->len; }
+static inline size_t pkt_headroom(const struct pkt *p) { return (size_t)(p->data - p->buf); }
+static inline size_t pkt_tailroom(const struct pkt *p)
+{
+	return sizeof(p->buf) - pkt_headroom(p) - p->len;
+}
+/* Grow the front by n bytes; NULL if no headroom. */
+static inline uint8_t *pkt_push(struct pkt *p, size_t n)
+{
+	if (pkt_headroom(p) < n)
+		return NULL;
+	p->data -= n;
+	p->len += (uint32_t)n;
+	return p->data;
+}
+/* Remove n bytes from the front; NULL if shorter. */
+static inline uint8_t *pkt_pull(struct pkt *p, size_t n)
+{
+	if (p->len < n)
+		return NULL;
+	p->data += n;
+	p->len -= (uint32_t)n;
+	return p->data;
+}
+
+struct pkt_pool;
+
+/* Preallocates n buffers (one mmap, no later allocation). NULL on failure. */
+struct pkt_pool *pkt_pool_create(uint32_t n);
+void pkt_pool_destroy(struct pkt_pool *pool);
+/* Get a reset buffer (data at headroom, len 0, no flags); NULL when empty. */
+struct pkt *pkt_alloc(struct pkt_pool *pool);
+/* Get up to n buffers; returns how many. */
+uint32_t pkt_alloc_bulk(struct pkt_pool *pool, struct pkt **out, uint32_t n);
+void pkt_free(struct pkt_pool *pool, struct pkt *p);
+void pkt_free_bulk(struct pkt_pool *pool, struct pkt **p, uint32_t n);
+uint32_t pkt_pool_avail(const struct pkt_pool *pool);
+uint32_t pkt_pool_size(const struct pkt_pool *pool);
+/* Copy frame and metadata into a new buffer (for `copy` rules). */
+struct pkt *pkt_clone(struct pkt_pool *pool, const struct pkt *p);
+/* Reset a buffer for reuse, keeping its memory. */
+void pkt_reset(struct pkt *p);
+
+struct pkt_batch {
+	uint32_t n;
+	struct pkt *p[BATCH_MAX];
+};
+
+static inline void batch_init(struct pkt_batch *b) { b->n = 0; }
+static inline bool batch_full(const struct pkt_batch *b) { return b->n == BATCH_MAX; }
+static inline void batch_add(struct pkt_batch *b, struct pkt *p) { b->p[b->n++] = p; }
+
+#endif

@@ -1,0 +1,73 @@
+/* datapath.h - the packet engine of one worker: takes batches of received
+ * frames per port and runs them through the stages of SPEC section 3
+ * (parse, classify + connection table + path selection, port proxy,
+ * service plane, service proxies, guest plane), collecting output frames in
+ * per-port batches handed to a transmit callback.
+ *
+ * Owns: the worker's mutable state: buffer pool, connection table, proxy
+ * flow-state table, MAC table, counters. All of it is touched by this
+ * worker only: no locks.
+ * Must not: do I/O itself (the tx callback and the caller's RX do), or
+ * change the host configuration (it reads it). */
+#ifndef DETOUR_DATAPATH_H
+#define DETOUR_DATAPATH_H
+
+#include "conntrack.h"
+#include "drop.h"
+#include "guest_plane.h"
+#include "hostcfg.h"
+#include "pkt.h"
+#include "service_proxy.h"
+
+/* Transmit frames on local port `port`. The callee copies or sends them;
+ * the datapath frees the buffers when it returns. */
+typedef void (*dp_tx_fn)(void *ctx, uint16_t port, struct pkt **pkts, uint32_t n);
+
+struct dp_port_stats {
+	uint64_t rx_pkts, rx_bytes, tx_pkts, tx_bytes, drops;
+};
+
+struct dp_node_stats {
+	uint64_t to_node, from_node, drops;
+};
+
+struct dp_path_stats {
+	uint64_t fwd_pkts, rev_pkts;
+};
+
+struct datapath {
+	struct hostcfg *hc;
+	struct pkt_pool *pool;
+	struct conntrack *ct;
+	struct spx_table *spx;
+	struct guest_plane *gp;
+	dp_tx_fn tx;
+	void *tx_ctx;
+	uint64_t now_ns;
+	bool ct_overflow;       /* table was full: replies may be stateless */
+
+	uint16_t n_ports;
+	struct pkt_batch *out;  /* [n_ports] */
+	struct dp_port_stats *port_stats; /* [n_ports] */
+	uint64_t *rule_hits;    /* [n_rules] */
+	struct dp_node_stats *node_stats; /* [n_nodes] */
+	struct dp_path_stats *path_stats; /* [n_paths] */
+	uint64_t drops[DROP__MAX];
+	uint64_t stateless_flows, copies, flows_repinned;
+};
+
+/* pool_size buffers, ct_capacity connections. */
+struct datapath *dp_create(struct hostcfg *hc, uint32_t pool_size, uint32_t ct_capacity, dp_tx_fn tx, void *tx_ctx);
+void dp_destroy(struct datapath *dp);
+/* Swap in a new configuration (reload). Flows whose path still exists with
+ * the same SPI keep it; the others are re-selected on their next packet. */
+bool dp_set_config(struct datapath *dp, struct hostcfg *hc);
+
+/* Process n received frames of local port `port`. Takes ownership. */
+void dp_input(struct datapath *dp, uint16_t port, struct pkt **pkts, uint32_t n);
+/* Hand all pending output batches to the tx callback. */
+void dp_flush(struct datapath *dp);
+/* Housekeeping: age connections (bounded work). */
+void dp_tick(struct datapath *dp, uint64_t now_ns);
+
+#endif

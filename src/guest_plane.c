@@ -1,0 +1,66 @@
+/* guest_plane.c - MAC table: open addressing, linear probing. */
+#include "guest_plane.h"
+
+static uint32_t slot_of(uint32_t vni, const struct mac *m)
+{
+	uint8_t k[10];
+	memcpy(k, m->b, 6);
+	wr32(k + 6, vni);
+	return (uint32_t)hash_bytes(k, sizeof(k), 0x9a7e) & (GP_TABLE_SIZE - 1);
+}
+
+static struct gp_entry *find(struct guest_plane *gp, uint32_t vni, const struct mac *m, bool insert)
+{
+	uint32_t s = slot_of(vni, m);
+	for (int i = 0; i < 32; i++, s = (s + 1) & (GP_TABLE_SIZE - 1)) {
+		struct gp_entry *e = &gp->t[s];
+		if (e->vni == vni && mac_eq(&e->mac, m))
+			return e;
+		if (e->vni == 0)
+			return insert ? e : NULL;
+	}
+	return NULL;
+}
+
+void guest_plane_load(struct guest_plane *gp, const struct hostcfg *hc)
+{
+	memset(gp->t, 0, sizeof(gp->t));
+	const struct topology *t = hc->topo;
+	for (uint16_t g = 0; g < t->n_guests; g++) {
+		if (hc->guest_port[g] == PORT_NONE)
+			continue;
+		uint32_t vni = t->networks[t->guests[g].network].vni;
+		struct gp_entry *e = find(gp, vni, &t->guests[g].mac, true);
+		if (!e)
+			continue;
+		e->vni = vni;
+		e->mac = t->guests[g].mac;
+		e->port = hc->guest_port[g];
+		e->is_static = 1;
+	}
+}
+
+uint16_t guest_plane_lookup(const struct guest_plane *gp, uint32_t vni, const struct mac *dst)
+{
+	const struct gp_entry *e = find((struct guest_plane *)gp, vni, dst, false);
+	return e ? e->port : PORT_NONE;
+}
+
+void guest_plane_learn(struct guest_plane *gp, uint32_t vni, const struct mac *src, uint16_t port, uint64_t now_ns)
+{
+	if (mac_is_multicast(src) || mac_is_zero(src))
+		return;
+	struct gp_entry *e = find(gp, vni, src, true);
+	if (!e) {
+		gp->learn_refused++;
+		return;
+	}
+	if (e->vni && e->is_static)
+		return;
+	if (e->vni == 0 || e->port != port)
+		gp->learned++;
+	e->vni = vni;
+	e->mac = *src;
+	e->port = port;
+	e->seen_ns = now_ns;
+}

@@ -1,0 +1,37 @@
+/* guest_plane.h - per-network L2 switching among guest ports (SPEC section
+ * 1, "guest plane"): a MAC table per worker holding the topology's static
+ * guest MACs and learned ones, and the flood sets of each network.
+ *
+ * Owns: the MAC table. Static entries come from the host configuration and
+ * are never overwritten by learning (a guest cannot steal another guest's
+ * MAC). Must not: classify, or see the service plane. */
+#ifndef DETOUR_GUEST_PLANE_H
+#define DETOUR_GUEST_PLANE_H
+
+#include "hostcfg.h"
+
+#define GP_TABLE_SIZE 4096 /* power of two */
+#define GP_REMOTE 0xfffe   /* (issue 3) the MAC lives behind a tunnel */
+
+struct gp_entry {
+	uint32_t vni;      /* 0 = empty */
+	struct mac mac;
+	uint16_t port;     /* local port id */
+	uint8_t is_static;
+	uint64_t seen_ns;
+};
+
+struct guest_plane {
+	struct gp_entry t[GP_TABLE_SIZE];
+	uint64_t learned, learn_refused;
+};
+
+/* Reset, then load static entries for every local guest of hc. */
+void guest_plane_load(struct guest_plane *gp, const struct hostcfg *hc);
+/* Output port for (vni, dst); PORT_NONE if unknown. */
+uint16_t guest_plane_lookup(const struct guest_plane *gp, uint32_t vni, const struct mac *dst);
+/* Learn src on port (no-op for static entries and multicast sources). */
+void guest_plane_learn(struct guest_plane *gp, uint32_t vni, const struct mac *src, uint16_t port,
+		       uint64_t now_ns);
+
+#endif

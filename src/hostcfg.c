@@ -1,0 +1,205 @@
+/* hostcfg.c - derive one host's configuration from the topology. */
+#include "hostcfg.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+static void add_port(struct hostcfg *hc, const char *ifname, enum port_kind kind, uint16_t ref, uint32_t vni)
+{
+	struct hc_port *p = &hc->ports[hc->n_ports++];
+	snprintf(p->ifname, sizeof(p->ifname), "%s", ifname);
+	p->kind = kind;
+	p->ref = ref;
+	p->vni = vni;
+}
+
+/* Position of the service of node n within chain c, or -1. */
+static int chain_pos(const struct topology *t, uint16_t c, uint16_t service)
+{
+	for (int i = 0; i < t->chains[c].n_services; i++)
+		if (t->chains[c].services[i] == service)
+			return i;
+	return -1;
+}
+
+bool hostcfg_path_live(const struct hostcfg *hc, uint16_t path)
+{
+	const struct path *p = &hc->ps->paths[path];
+	for (int i = 0; i < p->n_hops; i++)
+		if (!hc->node_up[p->nodes[i]] && !(hc->bypass[p->chain] & (1u << i)))
+			return false;
+	return true;
+}
+
+static void rebuild_chain(struct hostcfg *hc, uint16_t c)
+{
+	const struct topology *t = hc->topo;
+	const struct topo_chain *ch = &t->chains[c];
+	hc->bypass[c] = 0;
+	hc->blocked[c] = 0;
+	for (int i = 0; i < ch->n_services; i++) {
+		const struct topo_service *s = &t->services[ch->services[i]];
+		bool any = false;
+		for (int k = 0; k < s->n_nodes; k++)
+			any |= hc->node_up[s->first_node + k] != 0;
+		if (!any) {
+			if (s->failure == SVC_FAIL_ALLOW)
+				hc->bypass[c] |= 1u << i;
+			else
+				hc->blocked[c] = 1;
+		}
+	}
+	uint16_t first = hc->ps->chain_first[c], n = hc->ps->chain_n[c];
+	uint32_t key[PATH_MAX_PER_CHAIN], w[PATH_MAX_PER_CHAIN];
+	for (uint16_t i = 0; i < n; i++) {
+		key[i] = hc->ps->paths[first + i].spi_fwd;
+		w[i] = !hc->blocked[c] && hostcfg_path_live(hc, first + i) ? 1 : 0;
+	}
+	selector_build(hc->sel[c], n, key, w);
+}
+
+struct hostcfg *hostcfg_build(struct topology *t, const char *host, char *err, size_t errlen)
+{
+	struct hostcfg *hc = calloc(1, sizeof(*hc));
+	if (!hc) {
+		topology_free(t);
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	hc->topo = t;
+	hc->self = topology_host_index(t, host);
+	if (hc->self == TOPO_NO_INDEX) {
+		snprintf(err, errlen, "host '%s' is not in the topology", host);
+		goto fail;
+	}
+	hc->vtep = t->hosts[hc->self].vtep;
+	hc->ps = path_set_build(t);
+	hc->cls = classifier_build(t);
+	size_t nmax = (size_t)t->n_guests + 2u * t->n_nodes + 1;
+	hc->ports = calloc(nmax, sizeof(*hc->ports));
+	hc->guest_port = calloc(t->n_guests + 1u, sizeof(*hc->guest_port));
+	hc->node_port = calloc(t->n_nodes + 1u, sizeof(*hc->node_port));
+	hc->node_up = calloc(t->n_nodes + 1u, 1);
+	hc->sel = calloc(t->n_chains + 1u, sizeof(*hc->sel));
+	hc->bypass = calloc(t->n_chains + 1u, sizeof(*hc->bypass));
+	hc->blocked = calloc(t->n_chains + 1u, 1);
+	if (!hc->ps || !hc->cls || !hc->ports || !hc->guest_port || !hc->node_port || !hc->node_up || !hc->sel ||
+	    !hc->bypass || !hc->blocked) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	hc->pp_spmac = hc->ps->host_spmac[hc->self];
+	for (uint16_t g = 0; g < t->n_guests; g++) {
+		hc->guest_port[g] = PORT_NONE;
+		if (t->guests[g].host != hc->self)
+			continue;
+		hc->guest_port[g] = hc->n_ports;
+		add_port(hc, t->guests[g].port, PORT_GUEST, g, t->networks[t->guests[g].network].vni);
+	}
+	for (uint16_t n = 0; n < t->n_nodes; n++) {
+		const struct topo_node *nd = &t->nodes[n];
+		hc->node_up[n] = 1;
+		hc->node_port[n][0] = hc->node_port[n][1] = PORT_NONE;
+		if (nd->host != hc->self)
+			continue;
+		if (t->services[nd->service].mode == SVC_MODE_L2) {
+			hc->node_port[n][0] = hc->n_ports;
+			add_port(hc, nd->ports[0], PORT_SN_IN, n, 0);
+			hc->node_port[n][1] = hc->n_ports;
+			add_port(hc, nd->ports[1], PORT_SN_OUT, n, 0);
+		} else {
+			hc->node_port[n][0] = hc->node_port[n][1] = hc->n_ports;
+			add_port(hc, nd->ports[0], PORT_SN, n, 0);
+		}
+	}
+	for (uint16_t c = 0; c < t->n_chains; c++) {
+		hc->sel[c] = selector_create();
+		if (!hc->sel[c]) {
+			snprintf(err, errlen, "out of memory");
+			goto fail;
+		}
+		rebuild_chain(hc, c);
+	}
+	return hc;
+fail:
+	hostcfg_free(hc);
+	return NULL;
+}
+
+void hostcfg_free(struct hostcfg *hc)
+{
+	if (!hc)
+		return;
+	if (hc->sel)
+		for (uint16_t c = 0; c < hc->topo->n_chains; c++)
+			selector_free(hc->sel[c]);
+	free(hc->sel);
+	free(hc->bypass);
+	free(hc->blocked);
+	free(hc->node_up);
+	free(hc->node_port);
+	free(hc->guest_port);
+	free(hc->ports);
+	classifier_free(hc->cls);
+	path_set_free(hc->ps);
+	topology_free(hc->topo);
+	free(hc);
+}
+
+void hostcfg_set_node(struct hostcfg *hc, uint16_t node, bool up)
+{
+	if (node >= hc->topo->n_nodes || hc->node_up[node] == (uint8_t)up)
+		return;
+	hc->node_up[node] = up;
+	uint16_t svc = hc->topo->nodes[node].service;
+	for (uint16_t c = 0; c < hc->topo->n_chains; c++)
+		if (chain_pos(hc->topo, c, svc) >= 0)
+			rebuild_chain(hc, c);
+	hc->generation++;
+}
+
+void hostcfg_inherit_liveness(struct hostcfg *hc, const struct hostcfg *old)
+{
+	for (uint16_t n = 0; n < hc->topo->n_nodes; n++) {
+		uint16_t o = topology_node_index(old->topo, hc->topo->nodes[n].name);
+		if (o != TOPO_NO_INDEX && !old->node_up[o])
+			hostcfg_set_node(hc, n, false);
+	}
+}
+
+uint16_t hostcfg_pick_path(const struct hostcfg *hc, uint16_t chain, uint64_t hash)
+{
+	if (chain >= hc->topo->n_chains || hc->blocked[chain])
+		return PATH_NONE;
+	uint16_t i = selector_pick(hc->sel[chain], hash);
+	if (i == SELECTOR_NONE)
+		return PATH_NONE;
+	return (uint16_t)(hc->ps->chain_first[chain] + i);
+}
+
+uint16_t hostcfg_next_hop(const struct hostcfg *hc, const struct path *p, bool reverse, uint8_t si,
+			  uint8_t *si_out)
+{
+	for (;;) {
+		uint16_t node = path_node_at(p, reverse, si);
+		if (node == TOPO_NO_INDEX)
+			return TOPO_NO_INDEX;
+		int hop = 255 - si;
+		int pos = reverse ? p->n_hops - 1 - hop : hop;
+		if (!(hc->bypass[p->chain] & (1u << pos))) {
+			*si_out = si;
+			return node;
+		}
+		if (si == 0)
+			return TOPO_NO_INDEX;
+		si--;
+	}
+}
+
+uint16_t hostcfg_port_by_ifname(const struct hostcfg *hc, const char *ifname)
+{
+	for (uint16_t i = 0; i < hc->n_ports; i++)
+		if (strcmp(hc->ports[i].ifname, ifname) == 0)
+			return i;
+	return PORT_NONE;
+}

@@ -1,0 +1,81 @@
+/* hostcfg.h - one host's view of the desired state: which local interfaces
+ * are guest ports and service-node ports, its port-proxy spmac and VTEP,
+ * the derived paths, the compiled classifier, and the liveness of service
+ * nodes with the per-chain path selectors that follow from it.
+ *
+ * Owns: everything derived from (topology, host name). Built whole on load
+ * or reload and swapped in; only node liveness changes in place, through
+ * hostcfg_set_node(), which rebuilds the affected selectors.
+ * Must not: hold per-packet or per-flow state (that is the worker's). */
+#ifndef DETOUR_HOSTCFG_H
+#define DETOUR_HOSTCFG_H
+
+#include "classifier.h"
+#include "path.h"
+#include "selector.h"
+#include "topology.h"
+
+#define PORT_NONE 0xffff
+
+enum port_kind {
+	PORT_GUEST = 0,  /* a guest's port: guest plane */
+	PORT_SN = 1,     /* the single port of an nsh or l3 node */
+	PORT_SN_IN = 2,  /* l2 node, `in` side (forward traffic enters the node here) */
+	PORT_SN_OUT = 3, /* l2 node, `out` side */
+};
+
+struct hc_port {
+	char ifname[TOPO_IFNAME_MAX];
+	enum port_kind kind;
+	uint16_t ref;     /* guest index (PORT_GUEST) or node index */
+	uint32_t vni;     /* guest network VNI (PORT_GUEST) */
+};
+
+struct hostcfg {
+	struct topology *topo;   /* owned */
+	struct path_set *ps;     /* owned */
+	struct classifier *cls;  /* owned */
+	uint16_t self;           /* this host's index */
+	struct mac pp_spmac;     /* this host's port proxy spmac */
+	struct ipaddr vtep;
+
+	uint16_t n_ports;
+	struct hc_port *ports;
+	uint16_t *guest_port;    /* [n_guests]: local port id or PORT_NONE */
+	uint16_t (*node_port)[2];/* [n_nodes]: local port ids ([0] single/in, [1] out) */
+
+	/* liveness and selection */
+	uint8_t *node_up;        /* [n_nodes] */
+	struct selector **sel;   /* [n_chains] over that chain's paths */
+	uint32_t *bypass;        /* [n_chains] chain positions skipped (failure allow, no live node) */
+	uint8_t *blocked;        /* [n_chains] a `block` service has no live node */
+	uint64_t generation;     /* bumped on every liveness change */
+};
+
+/* Build the view of host `host` from t (which it takes ownership of, also on
+ * failure). NULL with err set when the host is not in t or memory runs out. */
+struct hostcfg *hostcfg_build(struct topology *t, const char *host, char *err, size_t errlen);
+void hostcfg_free(struct hostcfg *hc);
+
+/* Administrative / probed state of a node; rebuilds selectors. */
+void hostcfg_set_node(struct hostcfg *hc, uint16_t node, bool up);
+/* Copy liveness of nodes with the same name from old (used on reload). */
+void hostcfg_inherit_liveness(struct hostcfg *hc, const struct hostcfg *old);
+
+/* Choose a path of chain for a flow hash. Returns the path index, or
+ * PATH_NONE when the chain is blocked. */
+#define PATH_NONE 0xffff
+uint16_t hostcfg_pick_path(const struct hostcfg *hc, uint16_t chain, uint64_t hash);
+
+/* Is a path usable: all its nodes live except at bypassed positions. */
+bool hostcfg_path_live(const struct hostcfg *hc, uint16_t path);
+
+/* The node serving hop `si` of path p in a direction, skipping bypassed
+ * services: returns the node and sets *si_out to its SI, or TOPO_NO_INDEX at
+ * the end of the path. */
+uint16_t hostcfg_next_hop(const struct hostcfg *hc, const struct path *p, bool reverse, uint8_t si,
+			  uint8_t *si_out);
+
+uint16_t hostcfg_port_by_ifname(const struct hostcfg *hc, const char *ifname);
+
+#endif

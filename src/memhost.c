@@ -1,0 +1,178 @@
+/* memhost.c - in-memory host for tests and benchmarks. */
+#include "memhost.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "sn_emul.h"
+
+#define REFLECT_MAX 1024
+
+struct frame {
+	uint16_t port;
+	uint32_t len;
+	uint8_t data[PKT_DATA_ROOM];
+};
+
+struct kept {
+	uint32_t head, n;
+	uint32_t len[MEMHOST_KEEP];
+	uint8_t data[MEMHOST_KEEP][PKT_DATA_ROOM];
+};
+
+struct memhost {
+	struct hostcfg *hc;
+	struct datapath *dp;
+	bool emulate, keep;
+	uint64_t *delivered; /* [n_ports] */
+	uint64_t *node_seen; /* [n_nodes] */
+	struct kept *kept;   /* [n_ports] */
+	struct frame *q;     /* reflected frames waiting to be received */
+	uint32_t q_head, q_n;
+};
+
+static void tx(void *ctx, uint16_t port, struct pkt **pkts, uint32_t n)
+{
+	struct memhost *m = ctx;
+	const struct hc_port *hp = &m->hc->ports[port];
+	if (hp->kind != PORT_GUEST)
+		m->node_seen[hp->ref] += n;
+	for (uint32_t i = 0; i < n; i++) {
+		struct pkt *p = pkts[i];
+		if (hp->kind != PORT_GUEST && m->emulate) {
+			if (m->q_n == REFLECT_MAX)
+				continue;
+			struct frame *f = &m->q[(m->q_head + m->q_n) % REFLECT_MAX];
+			if (p->len > sizeof(f->data))
+				continue;
+			memcpy(f->data, p->data, p->len);
+			f->len = p->len;
+			f->port = sn_emul_reflect(m->hc, port, f->data, f->len);
+			if (f->port != PORT_NONE)
+				m->q_n++;
+			continue;
+		}
+		m->delivered[port]++;
+		if (!m->keep)
+			continue;
+		struct kept *k = &m->kept[port];
+		uint32_t slot = (k->head + k->n) % MEMHOST_KEEP;
+		if (k->n == MEMHOST_KEEP)
+			k->head = (k->head + 1) % MEMHOST_KEEP;
+		else
+			k->n++;
+		k->len[slot] = MIN(p->len, (uint32_t)PKT_DATA_ROOM);
+		memcpy(k->data[slot], p->data, k->len[slot]);
+	}
+}
+
+struct memhost *memhost_create(const char *yaml, const char *host, uint32_t ct_capacity)
+{
+	struct topo_errors errs;
+	memset(&errs, 0, sizeof(errs));
+	struct topology *t = topology_load_buffer(yaml, strlen(yaml), &errs);
+	if (!t) {
+		for (unsigned i = 0; i < errs.n && i < ARRAY_SIZE(errs.e); i++)
+			fprintf(stderr, "memhost: line %d: %s\n", errs.e[i].line, errs.e[i].msg);
+		return NULL;
+	}
+	char err[200];
+	struct memhost *m = calloc(1, sizeof(*m));
+	if (!m) {
+		topology_free(t);
+		return NULL;
+	}
+	m->hc = hostcfg_build(t, host, err, sizeof(err));
+	if (!m->hc) {
+		fprintf(stderr, "memhost: %s\n", err);
+		free(m);
+		return NULL;
+	}
+	m->emulate = m->keep = true;
+	m->delivered = calloc(m->hc->n_ports + 1u, sizeof(*m->delivered));
+	m->node_seen = calloc(m->hc->topo->n_nodes + 1u, sizeof(*m->node_seen));
+	m->kept = calloc(m->hc->n_ports + 1u, sizeof(*m->kept));
+	m->q = calloc(REFLECT_MAX, sizeof(*m->q));
+	m->dp = dp_create(m->hc, 4096, ct_capacity, tx, m);
+	if (!m->delivered || !m->node_seen || !m->kept || !m->q || !m->dp) {
+		memhost_destroy(m);
+		return NULL;
+	}
+	return m;
+}
+
+void memhost_destroy(struct memhost *m)
+{
+	if (!m)
+		return;
+	dp_destroy(m->dp);
+	hostcfg_free(m->hc);
+	free(m->delivered);
+	free(m->node_seen);
+	free(m->kept);
+	free(m->q);
+	free(m);
+}
+
+struct datapath *memhost_dp(struct memhost *m) { return m->dp; }
+struct hostcfg *memhost_cfg(struct memhost *m) { return m->hc; }
+void memhost_emulate_nodes(struct memhost *m, bool on) { m->emulate = on; }
+void memhost_keep_frames(struct memhost *m, bool on) { m->keep = on; }
+uint64_t memhost_delivered(const struct memhost *m, uint16_t port) { return m->delivered[port]; }
+uint64_t memhost_node_seen(const struct memhost *m, uint16_t node) { return m->node_seen[node]; }
+
+size_t memhost_take(struct memhost *m, uint16_t port, uint8_t *buf, size_t room)
+{
+	struct kept *k = &m->kept[port];
+	if (!k->n)
+		return 0;
+	uint32_t len = k->len[k->head];
+	memcpy(buf, k->data[k->head], MIN((size_t)len, room));
+	k->head = (k->head + 1) % MEMHOST_KEEP;
+	k->n--;
+	return len;
+}
+
+/* Receive frames of one port as batches. */
+static bool rx_batch(struct memhost *m, uint16_t port, const uint8_t *const *frames, const uint32_t *lens, uint32_t n)
+{
+	struct pkt *b[BATCH_MAX];
+	while (n) {
+		uint32_t k = pkt_alloc_bulk(m->dp->pool, b, MIN(n, (uint32_t)BATCH_MAX));
+		if (!k)
+			return false;
+		for (uint32_t i = 0; i < k; i++) {
+			uint32_t len = MIN(lens[i], (uint32_t)PKT_DATA_ROOM);
+			memcpy(b[i]->data, frames[i], len);
+			b[i]->len = len;
+		}
+		dp_input(m->dp, port, b, k);
+		frames += k;
+		lens += k;
+		n -= k;
+	}
+	return true;
+}
+
+bool memhost_rx(struct memhost *m, uint16_t port, const uint8_t *const *frames, const uint32_t *lens, uint32_t n)
+{
+	bool ok = rx_batch(m, port, frames, lens, n);
+	dp_flush(m->dp);
+	/* node reflections, run to completion, batched by port */
+	while (m->q_n) {
+		const uint8_t *fr[BATCH_MAX];
+		uint32_t ln[BATCH_MAX], k = 0;
+		uint16_t qport = m->q[m->q_head].port;
+		while (m->q_n && k < BATCH_MAX && m->q[m->q_head].port == qport) {
+			fr[k] = m->q[m->q_head].data;
+			ln[k++] = m->q[m->q_head].len;
+			m->q_head = (m->q_head + 1) % REFLECT_MAX;
+			m->q_n--;
+		}
+		/* the frames stay valid: the queue slots are reused only by later reflections,
+		 * which the datapath makes after it copied these into buffers */
+		ok &= rx_batch(m, qport, fr, ln, k);
+		dp_flush(m->dp);
+	}
+	return ok;
+}

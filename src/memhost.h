@@ -1,0 +1,35 @@
+/* memhost.h - one host's datapath with in-memory ports and emulated service
+ * nodes (sn_emul): frames sent by guests run to completion, through the
+ * node reflections, and what reaches guest ports is kept for inspection.
+ * For unit tests and the pipeline benchmark; no system call anywhere.
+ * Owns its datapath and queues; never used by the daemon. */
+#ifndef DETOUR_MEMHOST_H
+#define DETOUR_MEMHOST_H
+
+#include "datapath.h"
+
+#define MEMHOST_KEEP 64 /* frames kept per guest port */
+
+struct memhost;
+
+/* From YAML text; NULL (errors printed to stderr) when invalid. */
+struct memhost *memhost_create(const char *yaml, const char *host, uint32_t ct_capacity);
+void memhost_destroy(struct memhost *m);
+struct datapath *memhost_dp(struct memhost *m);
+struct hostcfg *memhost_cfg(struct memhost *m);
+
+/* Receive n frames on local port `port` (one batch per BATCH_MAX) and run
+ * everything to completion. Returns false if the pool ran dry. */
+bool memhost_rx(struct memhost *m, uint16_t port, const uint8_t *const *frames, const uint32_t *lens, uint32_t n);
+/* Frames delivered to a port (guest or, when node emulation is off, node). */
+uint64_t memhost_delivered(const struct memhost *m, uint16_t port);
+/* Take the oldest kept frame of a port: its length, 0 if none. */
+size_t memhost_take(struct memhost *m, uint16_t port, uint8_t *buf, size_t room);
+/* With emulation off, frames sent to node ports are kept like guest frames. */
+void memhost_emulate_nodes(struct memhost *m, bool on);
+/* Packets each node saw (sent to it by the datapath). */
+uint64_t memhost_node_seen(const struct memhost *m, uint16_t node);
+/* Keep (copy) delivered frames, or only count them (benchmark). */
+void memhost_keep_frames(struct memhost *m, bool on);
+
+#endif

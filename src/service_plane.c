@@ -1,0 +1,46 @@
+/* service_plane.c - next hop on (SPI, SI) and spmac switching. */
+#include "service_plane.h"
+
+static struct sp_dest to_home(const struct hostcfg *hc, struct pkt *p)
+{
+	struct sp_dest d = {.kind = SPD_NONE};
+	memcpy(p->data, p->md.ret_spmac.b, 6);
+	if (mac_eq(&p->md.ret_spmac, &hc->pp_spmac) && ipaddr_eq(&p->md.ret_vtep, &hc->vtep)) {
+		d.kind = SPD_PORT_PROXY;
+	} else {
+		d.kind = SPD_REMOTE;
+		d.vtep = p->md.ret_vtep;
+	}
+	return d;
+}
+
+struct sp_dest service_plane_forward(const struct hostcfg *hc, struct pkt *p, const struct mac *from, bool first)
+{
+	struct sp_dest d = {.kind = SPD_NONE};
+	bool reverse;
+	const struct path *path = path_by_spi(hc->ps, p->md.spi, &reverse);
+	if (!path)
+		return d;
+	memcpy(p->data + 6, from->b, 6);
+	uint8_t si;
+	uint16_t node;
+	if (first)
+		node = hostcfg_next_hop(hc, path, reverse, 255, &si);
+	else if (p->md.si == 0)
+		node = TOPO_NO_INDEX;
+	else
+		node = hostcfg_next_hop(hc, path, reverse, (uint8_t)(p->md.si - 1), &si);
+	if (node == TOPO_NO_INDEX)
+		return to_home(hc, p);
+	p->md.si = si;
+	memcpy(p->data, hc->ps->node_spmac[node].b, 6);
+	const struct topo_node *nd = &hc->topo->nodes[node];
+	if (nd->host == hc->self) {
+		d.kind = SPD_NODE;
+		d.node = node;
+	} else {
+		d.kind = SPD_REMOTE;
+		d.vtep = hc->topo->hosts[nd->host].vtep;
+	}
+	return d;
+}

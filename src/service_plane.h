@@ -1,0 +1,33 @@
+/* service_plane.h - the service plane of SPEC sections 3 (steps 4-6) and 4:
+ * the next-hop decision on (SPI, SI) and switching on the destination
+ * spmac to a local service proxy, the local port proxy, or (next issue) the
+ * Geneve tunnel to the host owning that spmac.
+ *
+ * Owns: the frame's service-plane MAC pair and md.si.
+ * Must not: know guests (only the carried return address leads home). */
+#ifndef DETOUR_SERVICE_PLANE_H
+#define DETOUR_SERVICE_PLANE_H
+
+#include "hostcfg.h"
+#include "pkt.h"
+
+enum spd_kind {
+	SPD_NODE,       /* local service proxy of node `node` */
+	SPD_PORT_PROXY, /* this host's port proxy: the packet is home */
+	SPD_REMOTE,     /* another host: `vtep` (next issue) */
+	SPD_NONE,       /* no such spmac / path: drop */
+};
+
+struct sp_dest {
+	enum spd_kind kind;
+	uint16_t node;
+	struct ipaddr vtep;
+};
+
+/* Advance p past the hop it has just done (md.si) -- or, with first=true,
+ * to its first hop -- and address it: src = from (the sender's spmac), dst
+ * = the next node's spmac or, at the end of the path, the return spmac.
+ * Then switch on the destination. */
+struct sp_dest service_plane_forward(const struct hostcfg *hc, struct pkt *p, const struct mac *from, bool first);
+
+#endif

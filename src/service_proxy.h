@@ -1,0 +1,50 @@
+/* service_proxy.h - the service proxy of SPEC sections 3 and 4: one per
+ * service node. Formats service-plane packets in the node's mode (nsh, l2,
+ * l3), takes them back, checks what the node returned, and recovers the
+ * service-plane metadata that SFC-unaware nodes cannot carry.
+ *
+ * Metadata recovery: when a packet goes to a node, its metadata is stored
+ * in a per-worker flow-state table under the flow's 5-tuple as sent, and
+ * also under each of its two endpoints (address, port, protocol). On
+ * return, the exact 5-tuple is looked up first; a miss means the node
+ * rewrote the packet (NAT), and the endpoint the node did not rewrite
+ * (the source for DNAT, the destination for SNAT and for un-NATed replies)
+ * finds the entry, which is then learned under the rewritten 5-tuple.
+ *
+ * Owns: the flow-state table and the per-node counters.
+ * Must not: choose next hops (service_plane) or classify. */
+#ifndef DETOUR_SERVICE_PROXY_H
+#define DETOUR_SERVICE_PROXY_H
+
+#include "drop.h"
+#include "hostcfg.h"
+#include "pkt.h"
+
+struct spx_table;
+
+struct spx_node_stats {
+	uint64_t to_node, from_node, drops, recovered_nat, arp_replies;
+};
+
+struct spx_table *spx_table_create(uint32_t capacity_pow2);
+void spx_table_destroy(struct spx_table *t);
+void spx_table_stats(const struct spx_table *t, uint64_t *entries, uint64_t *evicted, uint64_t *misses);
+
+/* p is a parsed service-plane packet (PKT_F_HAS_MD, md.si = this node's
+ * hop) going to local node `node`. Records the metadata and rewrites the
+ * frame for the node's mode. Returns the local port to send on, or
+ * PORT_NONE with *why set. */
+uint16_t service_proxy_to_node(const struct hostcfg *hc, struct spx_table *t, uint16_t node, struct pkt *p,
+			       uint64_t now_ns, enum drop_reason *why);
+
+enum spx_result {
+	SPX_OK,    /* p is back on the service plane: md valid, md.si = SI of the hop done */
+	SPX_DROP,  /* *why says why */
+	SPX_REPLY, /* p was turned into an ARP/ND answer: send it back out p->in_port */
+};
+
+/* A frame arrived on a port of local node `node`. */
+enum spx_result service_proxy_from_node(const struct hostcfg *hc, struct spx_table *t, uint16_t node,
+					struct pkt *p, uint64_t now_ns, enum drop_reason *why);
+
+#endif

@@ -1,0 +1,37 @@
+/* sn_emul.c - in-memory service node reflectors (tests, benchmarks). */
+#include "sn_emul.h"
+
+#include "nsh.h"
+#include "wire.h"
+
+uint16_t sn_emul_reflect(const struct hostcfg *hc, uint16_t port, uint8_t *frame, size_t len)
+{
+	if (port >= hc->n_ports || len < ETH_HLEN)
+		return PORT_NONE;
+	const struct hc_port *hp = &hc->ports[port];
+	if (hp->kind == PORT_GUEST)
+		return PORT_NONE;
+	const struct topo_node *nd = &hc->topo->nodes[hp->ref];
+	uint8_t tmp[6];
+	switch (hc->topo->services[nd->service].mode) {
+	case SVC_MODE_L2:
+		return hc->node_port[hp->ref][hp->kind == PORT_SN_IN ? 1 : 0];
+	case SVC_MODE_L3:
+		memcpy(frame, frame + 6, 6);
+		memcpy(frame + 6, nd->mac.b, 6);
+		return port;
+	case SVC_MODE_NSH: {
+		struct nsh_info info;
+		if (rd16(frame + 12) != ETH_P_NSH ||
+		    nsh_decode(frame + ETH_HLEN, len - ETH_HLEN, hc->topo->md_class, &info, NULL) != DROP_NONE ||
+		    info.si == 0)
+			return PORT_NONE;
+		frame[ETH_HLEN + 7] = (uint8_t)(info.si - 1);
+		memcpy(tmp, frame, 6);
+		memcpy(frame, frame + 6, 6);
+		memcpy(frame + 6, tmp, 6);
+		return port;
+	}
+	}
+	return PORT_NONE;
+}

@@ -1,0 +1,328 @@
+/* test_datapath.c - the packet walk of SPEC section 3 on one host, in
+ * memory: guest plane switching, chains of nsh/l2/l3 nodes, both
+ * directions through the same nodes, copy, failure policy, forged frames. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "memhost.h"
+#include "nsh.h"
+#include "wire.h"
+
+static const char *TOPO =
+	"service_plane: { vni: 4000 }\n"
+	"hosts: [ { name: h1, vtep: 10.0.0.1 } ]\n"
+	"networks: [ { name: blue, vni: 100 } ]\n"
+	"guests:\n"
+	"  - { name: vm1, host: h1, network: blue, port: vm1p, mac: \"02:00:00:00:01:01\", ip: 192.168.1.1 }\n"
+	"  - { name: vm2, host: h1, network: blue, port: vm2p, mac: \"02:00:00:00:01:02\", ip: 192.168.1.2 }\n"
+	"  - { name: vm3, host: h1, network: blue, port: vm3p, mac: \"02:00:00:00:01:03\", ip: 192.168.1.3 }\n"
+	"services:\n"
+	"  - { name: fw, mode: l2, failure: block, nodes: [ { name: fw1, host: h1, ports: [fw1i, fw1o] },\n"
+	"                                                 { name: fw2, host: h1, ports: [fw2i, fw2o] } ] }\n"
+	"  - { name: ids, mode: nsh, failure: allow, nodes: [ { name: ids1, host: h1, ports: [ids1p], mac: \"02:00:00:00:aa:01\" },\n"
+	"                                                   { name: ids2, host: h1, ports: [ids2p], mac: \"02:00:00:00:aa:02\" } ] }\n"
+	"  - { name: nat, mode: l3, nodes: [ { name: r1, host: h1, ports: [r1p], mac: \"02:00:00:00:bb:01\" },\n"
+	"                                   { name: r2, host: h1, ports: [r2p], mac: \"02:00:00:00:bb:02\" } ] }\n"
+	"chains: [ { name: inspect, services: [fw, ids, nat] }, { name: tap, services: [ids] } ]\n"
+	"rules:\n"
+	"  - { name: web, applied_to: [vm1], direction: egress, priority: 100, match: { proto: tcp, dst_port: 80 }, action: redirect, chain: inspect }\n"
+	"  - { name: mirror, applied_to: [vm3], direction: ingress, priority: 10, match: { proto: udp }, action: copy, chain: tap }\n"
+	"  - { name: nossh, applied_to: [blue], direction: both, priority: 200, match: { proto: tcp, dst_port: 22 }, action: skip }\n";
+
+static const uint8_t MAC1[6] = {2, 0, 0, 0, 1, 1}, MAC2[6] = {2, 0, 0, 0, 1, 2}, MAC3[6] = {2, 0, 0, 0, 1, 3};
+
+/* Ethernet + IPv4 + TCP/UDP with valid checksums and a payload. */
+static uint32_t build(uint8_t *f, const uint8_t *dmac, const uint8_t *smac, uint8_t sip, uint8_t dip, uint8_t proto,
+		      uint16_t sport, uint16_t dport, uint8_t tcp_flags, size_t payload)
+{
+	memcpy(f, dmac, 6);
+	memcpy(f + 6, smac, 6);
+	wr16(f + 12, ETH_P_IPV4);
+	uint8_t *ip = f + 14;
+	size_t l4len = (proto == IPPROTO_TCP ? 20 : 8) + payload;
+	memset(ip, 0, 20);
+	ip[0] = 0x45;
+	wr16(ip + 2, (uint16_t)(20 + l4len));
+	ip[8] = 64;
+	ip[9] = proto;
+	uint8_t src[4] = {192, 168, 1, sip}, dst[4] = {192, 168, 1, dip};
+	memcpy(ip + 12, src, 4);
+	memcpy(ip + 16, dst, 4);
+	ipv4_set_csum(ip);
+	uint8_t *l4 = ip + 20;
+	memset(l4, 0, l4len);
+	wr16(l4, sport);
+	wr16(l4 + 2, dport);
+	if (proto == IPPROTO_TCP) {
+		l4[12] = 5 << 4;
+		l4[13] = tcp_flags;
+		wr16(l4 + 14, 65535);
+	} else {
+		wr16(l4 + 4, (uint16_t)l4len);
+	}
+	for (size_t i = 0; i < payload; i++)
+		l4[l4len - payload + i] = (uint8_t)(i * 7 + sport);
+	uint32_t len = (uint32_t)(14 + 20 + l4len);
+	struct pkt p;
+	memset(&p, 0, sizeof(p));
+	pkt_reset(&p);
+	memcpy(p.data, f, len);
+	p.len = len;
+	assert_int_equal(wire_parse(&p), DROP_NONE);
+	assert_true(wire_l4_csum_fill(&p));
+	memcpy(f, p.data, len);
+	return len;
+}
+
+static struct memhost *mh;
+static uint16_t P1, P2, P3;
+
+static int setup(void **state)
+{
+	(void)state;
+	mh = memhost_create(TOPO, "h1", 4096);
+	if (!mh)
+		return -1;
+	P1 = hostcfg_port_by_ifname(memhost_cfg(mh), "vm1p");
+	P2 = hostcfg_port_by_ifname(memhost_cfg(mh), "vm2p");
+	P3 = hostcfg_port_by_ifname(memhost_cfg(mh), "vm3p");
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	memhost_destroy(mh);
+	return 0;
+}
+
+static void send1(uint16_t port, const uint8_t *f, uint32_t len)
+{
+	const uint8_t *fr[1] = {f};
+	assert_true(memhost_rx(mh, port, fr, &len, 1));
+}
+
+static uint16_t node(const char *name)
+{
+	uint16_t n = topology_node_index(memhost_cfg(mh)->topo, name);
+	assert_int_not_equal(n, TOPO_NO_INDEX);
+	return n;
+}
+
+static void drain(uint16_t port)
+{
+	uint8_t buf[PKT_DATA_ROOM];
+	while (memhost_take(mh, port, buf, sizeof(buf)))
+		;
+}
+
+static void test_switching_no_rule(void **state)
+{
+	(void)state;
+	uint8_t f[1600], out[PKT_DATA_ROOM];
+	uint32_t len = build(f, MAC2, MAC1, 1, 2, IPPROTO_TCP, 1000, 8080, 0x02, 100);
+	uint64_t before = memhost_delivered(mh, P2);
+	send1(P1, f, len);
+	assert_int_equal(memhost_delivered(mh, P2), before + 1);
+	assert_int_equal(memhost_take(mh, P2, out, sizeof(out)), len);
+	assert_memory_equal(out, f, len);
+	/* nothing reached another guest or a node */
+	assert_int_equal(memhost_delivered(mh, P3), 0);
+}
+
+static void test_broadcast_floods(void **state)
+{
+	(void)state;
+	uint8_t f[64] = {0};
+	memset(f, 0xff, 6);
+	memcpy(f + 6, MAC1, 6);
+	wr16(f + 12, ETH_P_ARP);
+	uint8_t *a = f + 14; /* a who-has */
+	wr16(a, 1), wr16(a + 2, 0x0800), a[4] = 6, a[5] = 4, wr16(a + 6, 1);
+	uint64_t b2 = memhost_delivered(mh, P2), b3 = memhost_delivered(mh, P3), b1 = memhost_delivered(mh, P1);
+	send1(P1, f, 60);
+	assert_int_equal(memhost_delivered(mh, P2), b2 + 1);
+	assert_int_equal(memhost_delivered(mh, P3), b3 + 1);
+	assert_int_equal(memhost_delivered(mh, P1), b1);
+	drain(P2);
+	drain(P3);
+}
+
+/* Which node of a service saw traffic since a snapshot. */
+static int seen_delta(const char *a, const char *b, uint64_t sa, uint64_t sb, uint64_t *da, uint64_t *db)
+{
+	*da = memhost_node_seen(mh, node(a)) - sa;
+	*db = memhost_node_seen(mh, node(b)) - sb;
+	return (*da > 0) + (*db > 0);
+}
+
+static void test_chain_both_directions(void **state)
+{
+	(void)state;
+	const char *svc[3][2] = {{"fw1", "fw2"}, {"ids1", "ids2"}, {"r1", "r2"}};
+	for (int flow = 0; flow < 16; flow++) {
+		uint64_t snap[3][2];
+		for (int s = 0; s < 3; s++)
+			for (int k = 0; k < 2; k++)
+				snap[s][k] = memhost_node_seen(mh, node(svc[s][k]));
+		uint8_t f[1600], r[1600], out[PKT_DATA_ROOM];
+		uint16_t sport = (uint16_t)(40000 + flow);
+		uint32_t len = build(f, MAC2, MAC1, 1, 2, IPPROTO_TCP, sport, 80, 0x02, 1000);
+		send1(P1, f, len);
+		assert_int_equal(memhost_take(mh, P2, out, sizeof(out)), len);
+		assert_memory_equal(out, f, len); /* MACs restored, payload intact */
+		int chosen[3];
+		for (int s = 0; s < 3; s++) {
+			uint64_t da, db;
+			assert_int_equal(seen_delta(svc[s][0], svc[s][1], snap[s][0], snap[s][1], &da, &db), 1);
+			chosen[s] = da ? 0 : 1;
+			snap[s][0] += da;
+			snap[s][1] += db;
+		}
+		/* the reply takes the reverse path through the same node instances */
+		uint32_t rlen = build(r, MAC1, MAC2, 2, 1, IPPROTO_TCP, 80, sport, 0x12, 500);
+		send1(P2, r, rlen);
+		assert_int_equal(memhost_take(mh, P1, out, sizeof(out)), rlen);
+		assert_memory_equal(out, r, rlen);
+		for (int s = 0; s < 3; s++) {
+			uint64_t da, db;
+			assert_int_equal(seen_delta(svc[s][0], svc[s][1], snap[s][0], snap[s][1], &da, &db), 1);
+			assert_int_equal(da ? 0 : 1, chosen[s]);
+		}
+	}
+	/* 16 flows over 8 paths: more than one path was used */
+	const struct datapath *dp = memhost_dp(mh);
+	int used = 0;
+	for (uint16_t i = 0; i < memhost_cfg(mh)->ps->n_paths; i++)
+		used += dp->path_stats[i].fwd_pkts > 0;
+	assert_true(used > 1);
+}
+
+static void test_skip_rule_wins(void **state)
+{
+	(void)state;
+	uint64_t seen = memhost_node_seen(mh, node("fw1")) + memhost_node_seen(mh, node("fw2"));
+	uint8_t f[1600];
+	/* port 22 matches the higher-priority skip rule only */
+	uint32_t len = build(f, MAC2, MAC1, 1, 2, IPPROTO_TCP, 5555, 22, 0x02, 10);
+	send1(P1, f, len);
+	assert_int_equal(memhost_node_seen(mh, node("fw1")) + memhost_node_seen(mh, node("fw2")), seen);
+	drain(P2);
+}
+
+static void test_copy(void **state)
+{
+	(void)state;
+	uint64_t ids = memhost_node_seen(mh, node("ids1")) + memhost_node_seen(mh, node("ids2"));
+	uint64_t d3 = memhost_delivered(mh, P3);
+	uint64_t copy_end = memhost_dp(mh)->drops[DROP_COPY_END];
+	uint8_t f[1600];
+	uint32_t len = build(f, MAC3, MAC1, 1, 3, IPPROTO_UDP, 999, 53, 0, 40);
+	send1(P1, f, len);
+	/* the original is delivered once; the copy walked the chain and ended */
+	assert_int_equal(memhost_delivered(mh, P3), d3 + 1);
+	assert_int_equal(memhost_node_seen(mh, node("ids1")) + memhost_node_seen(mh, node("ids2")), ids + 1);
+	assert_int_equal(memhost_dp(mh)->drops[DROP_COPY_END], copy_end + 1);
+	drain(P3);
+}
+
+static void test_guest_cannot_reach_service_plane(void **state)
+{
+	(void)state;
+	const struct hostcfg *hc = memhost_cfg(mh);
+	uint64_t seen = 0;
+	for (uint16_t n = 0; n < hc->topo->n_nodes; n++)
+		seen += memhost_node_seen(mh, n);
+	uint8_t f[256];
+	/* NSH frame with a live SPI addressed to a service proxy's spmac */
+	memcpy(f, hc->ps->node_spmac[node("ids1")].b, 6);
+	memcpy(f + 6, MAC1, 6);
+	wr16(f + 12, ETH_P_NSH);
+	struct sp_meta md;
+	memset(&md, 0, sizeof(md));
+	size_t n = nsh_encode(f + 14, sizeof(f) - 14, hc->ps->paths[0].spi_fwd, 255, hc->topo->md_class, &md, NSH_TLV_ALL);
+	assert_true(n > 0);
+	uint32_t len = build(f + 14 + n, MAC2, MAC1, 1, 2, IPPROTO_TCP, 1, 80, 2, 0) + 14 + (uint32_t)n;
+	uint64_t drops = memhost_dp(mh)->drops[DROP_GUEST_SERVICE_PLANE];
+	send1(P1, f, len);
+	/* the same frame, as plain Ethernet to a port proxy's spmac */
+	memcpy(f, hc->pp_spmac.b, 6);
+	wr16(f + 12, ETH_P_IPV4);
+	send1(P1, f, len);
+	assert_int_equal(memhost_dp(mh)->drops[DROP_GUEST_SERVICE_PLANE], drops + 2);
+	uint64_t after = 0;
+	for (uint16_t k = 0; k < hc->topo->n_nodes; k++)
+		after += memhost_node_seen(mh, k);
+	assert_int_equal(after, seen);
+}
+
+static void test_failure_policy(void **state)
+{
+	(void)state;
+	struct hostcfg *hc = memhost_cfg(mh);
+	uint8_t f[1600], out[PKT_DATA_ROOM];
+	/* ids (allow) all down: bypassed, traffic flows, ids sees nothing */
+	hostcfg_set_node(hc, node("ids1"), false);
+	hostcfg_set_node(hc, node("ids2"), false);
+	uint64_t ids = memhost_node_seen(mh, node("ids1")) + memhost_node_seen(mh, node("ids2"));
+	uint32_t len = build(f, MAC2, MAC1, 1, 2, IPPROTO_TCP, 30001, 80, 0x02, 10);
+	send1(P1, f, len);
+	assert_int_equal(memhost_take(mh, P2, out, sizeof(out)), len);
+	assert_int_equal(memhost_node_seen(mh, node("ids1")) + memhost_node_seen(mh, node("ids2")), ids);
+	/* fw (block) all down: new flows dropped */
+	hostcfg_set_node(hc, node("fw1"), false);
+	hostcfg_set_node(hc, node("fw2"), false);
+	uint64_t d2 = memhost_delivered(mh, P2), blocked = memhost_dp(mh)->drops[DROP_RULE_BLOCK];
+	len = build(f, MAC2, MAC1, 1, 2, IPPROTO_TCP, 30002, 80, 0x02, 10);
+	send1(P1, f, len);
+	assert_int_equal(memhost_delivered(mh, P2), d2);
+	assert_int_equal(memhost_dp(mh)->drops[DROP_RULE_BLOCK], blocked + 1);
+	/* one fw back: flows pass again, through it */
+	hostcfg_set_node(hc, node("fw2"), true);
+	uint64_t fw2 = memhost_node_seen(mh, node("fw2"));
+	send1(P1, f, len);
+	assert_int_equal(memhost_delivered(mh, P2), d2 + 1);
+	assert_int_equal(memhost_node_seen(mh, node("fw2")), fw2 + 1);
+	for (uint16_t n = 0; n < hc->topo->n_nodes; n++)
+		hostcfg_set_node(hc, n, true);
+	drain(P2);
+}
+
+static void test_malformed_counted(void **state)
+{
+	(void)state;
+	uint8_t f[1600];
+	uint32_t len = build(f, MAC2, MAC1, 1, 2, IPPROTO_TCP, 1, 80, 2, 0);
+	const struct datapath *dp = memhost_dp(mh);
+	uint64_t total = 0;
+	for (int r = 0; r < DROP__MAX; r++)
+		total += dp->drops[r];
+	send1(P1, f, 20);        /* truncated IPv4 */
+	send1(P1, f, len - 10); /* truncated TCP */
+	uint64_t after = 0;
+	for (int r = 0; r < DROP__MAX; r++)
+		after += dp->drops[r];
+	assert_int_equal(after, total + 2);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_switching_no_rule),
+		cmocka_unit_test(test_broadcast_floods),
+		cmocka_unit_test(test_chain_both_directions),
+		cmocka_unit_test(test_skip_rule_wins),
+		cmocka_unit_test(test_copy),
+		cmocka_unit_test(test_guest_cannot_reach_service_plane),
+		cmocka_unit_test(test_failure_policy),
+		cmocka_unit_test(test_malformed_counted),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -1,0 +1,518 @@
+/* classifier.c - rule matching for classification points (guest, direction).
+ *
+ * Owns: the compiled rule index built from a topology (immutable after
+ * build; lookups are read-only and thread-safe).
+ * Must not: touch connection state, paths or packets.
+ *
+ * Compilation: every rule is expanded onto the points it applies to (a
+ * network means every guest of that network; direction both means both
+ * points). Each point's list is sorted by (priority desc, file order asc);
+ * the position in that order is the rule's rank (lower wins). Points with
+ * identical lists share one compiled set.
+ *
+ * Match semantics: proto 0 = any; src/dst are IPv6 prefixes (IPv4 ones are
+ * ::ffff:a.b.c.d/(96+len), so an IPv4 rule never matches IPv6 traffic);
+ * ports are inclusive ranges, 0-65535 = any. A rule with proto any and a
+ * port condition only matches port-bearing protocols (TCP, UDP, SCTP,
+ * UDP-Lite): ICMP type/code in the key's port fields must not match a
+ * "dst_port: 80" rule.
+ *
+ * Lookup algorithm:
+ *  - sets of at most CLS_LINEAR_MAX rules: linear scan in rank order with
+ *    precomputed 64-bit masks; the first hit is the answer. Cost O(n).
+ *  - larger sets: tuple space search. Rules whose port conditions are
+ *    wildcards or single values are grouped by tuple (src plen, dst plen,
+ *    proto wildcarded?, sport exact?, dport exact?); each tuple is an
+ *    open-addressing hash table keyed by the masked fields, keeping the
+ *    best rank per key. Tuples are ordered by their best rank; a lookup
+ *    probes them in that order and stops as soon as a tuple's best rank
+ *    cannot beat the hit found so far. Rules with true port ranges stay in
+ *    a rank-ordered list scanned alongside (also with early stop). Cost:
+ *    O(T) hash probes (T = distinct tuples, typically a handful) plus the
+ *    range list; build O(n log n) and O(n) memory per set. */
+#include "classifier.h"
+
+#include <stdlib.h>
+
+#define CLS_LINEAR_MAX 16
+
+struct crule {
+	uint64_t src[2], smask[2], dst[2], dmask[2]; /* src/dst pre-masked */
+	uint16_t sp_lo, sp_hi, dp_lo, dp_hi;
+	uint8_t proto;
+	uint8_t need_l4;  /* proto any + port condition: port-bearing protos only */
+	uint16_t rule;    /* rule index */
+	uint32_t rank;
+};
+
+struct tss_ent {
+	uint64_t s[2], d[2];
+	uint16_t sport, dport;
+	uint8_t proto;
+	uint8_t used;
+	uint16_t rule;
+	uint32_t rank;
+};
+
+struct tuple {
+	uint64_t smask[2], dmask[2];
+	uint8_t proto_wild, sport_exact, dport_exact, need_l4;
+	uint32_t best_rank;
+	uint32_t n, mask;        /* entries, table size - 1 */
+	struct tss_ent *tab;
+};
+
+struct cset {
+	uint32_t n;              /* rules */
+	uint16_t *ids;           /* rule ids in rank order (for sharing) */
+	uint64_t ids_hash;
+	struct crule *lin;       /* linear: all rules; TSS: range rules only */
+	uint32_t n_lin;
+	struct tuple *tuples;    /* TSS only, ordered by best_rank */
+	uint32_t n_tuples;
+};
+
+struct classifier {
+	uint16_t n_guests, n_rules;
+	uint32_t *point_set;     /* [n_guests * 2]: index into sets, UINT32_MAX = none */
+	struct cset *sets;
+	uint32_t n_sets;
+};
+
+static bool port_bearing(uint8_t proto)
+{
+	return proto == 6 || proto == 17 || proto == 132 || proto == 136;
+}
+
+static void make_mask(int plen, uint64_t m[2])
+{
+	uint8_t b[16] = {0};
+	if (plen < 0)
+		plen = 0;
+	if (plen > 128)
+		plen = 128;
+	for (int i = 0; i < 16; i++) {
+		int bits = plen - i * 8;
+		if (bits >= 8)
+			b[i] = 0xff;
+		else if (bits > 0)
+			b[i] = (uint8_t)(0xff << (8 - bits));
+	}
+	memcpy(&m[0], b, 8);
+	memcpy(&m[1], b + 8, 8);
+}
+
+static void load_addr(const struct ipaddr *a, uint64_t v[2])
+{
+	memcpy(&v[0], a->b, 8);
+	memcpy(&v[1], a->b + 8, 8);
+}
+
+static void compile_rule(const struct topology *t, uint16_t id, uint32_t rank, struct crule *cr)
+{
+	const struct topo_match *m = &t->rules[id].match;
+	memset(cr, 0, sizeof(*cr));
+	cr->rule = id;
+	cr->rank = rank;
+	cr->proto = m->proto;
+	make_mask(m->has_src ? m->src_plen : 0, cr->smask);
+	make_mask(m->has_dst ? m->dst_plen : 0, cr->dmask);
+	load_addr(&m->src, cr->src);
+	load_addr(&m->dst, cr->dst);
+	for (int i = 0; i < 2; i++) {
+		cr->src[i] &= cr->smask[i];
+		cr->dst[i] &= cr->dmask[i];
+	}
+	cr->sp_lo = m->sport.lo;
+	cr->sp_hi = m->sport.hi;
+	cr->dp_lo = m->dport.lo;
+	cr->dp_hi = m->dport.hi;
+	bool sport_any = cr->sp_lo == 0 && cr->sp_hi == 0xffff;
+	bool dport_any = cr->dp_lo == 0 && cr->dp_hi == 0xffff;
+	cr->need_l4 = cr->proto == 0 && !(sport_any && dport_any);
+}
+
+static bool crule_match(const struct crule *r, const struct flow_key *k, const uint64_t ks[2], const uint64_t kd[2])
+{
+	if (r->proto && r->proto != k->proto)
+		return false;
+	if (r->need_l4 && !port_bearing(k->proto))
+		return false;
+	if ((ks[0] & r->smask[0]) != r->src[0] || (ks[1] & r->smask[1]) != r->src[1])
+		return false;
+	if ((kd[0] & r->dmask[0]) != r->dst[0] || (kd[1] & r->dmask[1]) != r->dst[1])
+		return false;
+	if (k->sport < r->sp_lo || k->sport > r->sp_hi)
+		return false;
+	if (k->dport < r->dp_lo || k->dport > r->dp_hi)
+		return false;
+	return true;
+}
+
+/* ---- tuple space ---- */
+
+static uint64_t tss_hash(const uint64_t s[2], const uint64_t d[2], uint8_t proto, uint16_t sport, uint16_t dport)
+{
+	uint64_t h = hash_mix64(s[0] ^ 0x9e3779b97f4a7c15ULL);
+	h = hash_mix64(h ^ s[1]);
+	h = hash_mix64(h ^ d[0]);
+	h = hash_mix64(h ^ d[1]);
+	return hash_mix64(h ^ ((uint64_t)proto << 32 | (uint64_t)sport << 16 | dport));
+}
+
+static bool is_exact(uint16_t lo, uint16_t hi) { return lo == hi; }
+static bool is_any(uint16_t lo, uint16_t hi) { return lo == 0 && hi == 0xffff; }
+
+static bool tuple_same(const struct tuple *t, const struct crule *r)
+{
+	return t->smask[0] == r->smask[0] && t->smask[1] == r->smask[1] && t->dmask[0] == r->dmask[0] &&
+	       t->dmask[1] == r->dmask[1] && t->proto_wild == (r->proto == 0) &&
+	       t->sport_exact == is_exact(r->sp_lo, r->sp_hi) && t->dport_exact == is_exact(r->dp_lo, r->dp_hi);
+}
+
+static void tuple_put(struct tuple *t, const struct crule *r)
+{
+	struct tss_ent e = {0};
+	e.s[0] = r->src[0];
+	e.s[1] = r->src[1];
+	e.d[0] = r->dst[0];
+	e.d[1] = r->dst[1];
+	e.proto = r->proto;
+	e.sport = t->sport_exact ? r->sp_lo : 0;
+	e.dport = t->dport_exact ? r->dp_lo : 0;
+	e.used = 1;
+	e.rule = r->rule;
+	e.rank = r->rank;
+	for (uint32_t i = (uint32_t)tss_hash(e.s, e.d, e.proto, e.sport, e.dport) & t->mask;; i = (i + 1) & t->mask) {
+		struct tss_ent *x = &t->tab[i];
+		if (!x->used) {
+			*x = e;
+			return;
+		}
+		if (x->s[0] == e.s[0] && x->s[1] == e.s[1] && x->d[0] == e.d[0] && x->d[1] == e.d[1] &&
+		    x->proto == e.proto && x->sport == e.sport && x->dport == e.dport) {
+			if (e.rank < x->rank)
+				*x = e; /* rules are inserted in rank order: not reached */
+			return;
+		}
+	}
+}
+
+static const struct tss_ent *tuple_find(const struct tuple *t, const struct flow_key *k, const uint64_t ks[2],
+					const uint64_t kd[2])
+{
+	if (t->need_l4 && !port_bearing(k->proto))
+		return NULL;
+	uint64_t s[2] = {ks[0] & t->smask[0], ks[1] & t->smask[1]};
+	uint64_t d[2] = {kd[0] & t->dmask[0], kd[1] & t->dmask[1]};
+	uint8_t proto = t->proto_wild ? 0 : k->proto;
+	uint16_t sport = t->sport_exact ? k->sport : 0;
+	uint16_t dport = t->dport_exact ? k->dport : 0;
+	for (uint32_t i = (uint32_t)tss_hash(s, d, proto, sport, dport) & t->mask;; i = (i + 1) & t->mask) {
+		const struct tss_ent *x = &t->tab[i];
+		if (!x->used)
+			return NULL;
+		if (x->s[0] == s[0] && x->s[1] == s[1] && x->d[0] == d[0] && x->d[1] == d[1] && x->proto == proto &&
+		    x->sport == sport && x->dport == dport)
+			return x;
+	}
+}
+
+static int tuple_rank_cmp(const void *a, const void *b)
+{
+	const struct tuple *x = a, *y = b;
+	return x->best_rank < y->best_rank ? -1 : x->best_rank > y->best_rank;
+}
+
+static void cset_free(struct cset *s)
+{
+	free(s->ids);
+	free(s->lin);
+	for (uint32_t i = 0; i < s->n_tuples; i++)
+		free(s->tuples[i].tab);
+	free(s->tuples);
+}
+
+/* Compiles the rank-ordered rule list ids[0..n) into s (takes ids). */
+static bool cset_build(struct cset *s, const struct topology *t, uint16_t *ids, uint32_t n, uint64_t ids_hash)
+{
+	memset(s, 0, sizeof(*s));
+	s->ids = ids;
+	s->n = n;
+	s->ids_hash = ids_hash;
+	struct crule *all = calloc(n ? n : 1, sizeof(*all));
+	if (!all)
+		return false;
+	for (uint32_t i = 0; i < n; i++)
+		compile_rule(t, ids[i], i, &all[i]);
+	if (n <= CLS_LINEAR_MAX) {
+		s->lin = all;
+		s->n_lin = n;
+		return true;
+	}
+	/* TSS: pass 1 assigns tuples and counts, pass 2 fills tables */
+	uint32_t *tup_of = calloc(n, sizeof(*tup_of));
+	s->tuples = calloc(n, sizeof(*s->tuples));
+	s->lin = calloc(n, sizeof(*s->lin));
+	if (!tup_of || !s->tuples || !s->lin) {
+		free(tup_of);
+		free(all);
+		return false;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		const struct crule *r = &all[i];
+		bool sp_ok = is_exact(r->sp_lo, r->sp_hi) || is_any(r->sp_lo, r->sp_hi);
+		bool dp_ok = is_exact(r->dp_lo, r->dp_hi) || is_any(r->dp_lo, r->dp_hi);
+		if (!sp_ok || !dp_ok) {
+			s->lin[s->n_lin++] = *r;
+			tup_of[i] = UINT32_MAX;
+			continue;
+		}
+		uint32_t j;
+		/* tuples are few in practice; a linear search keeps build simple */
+		for (j = 0; j < s->n_tuples; j++)
+			if (tuple_same(&s->tuples[j], r))
+				break;
+		if (j == s->n_tuples) {
+			struct tuple *tp = &s->tuples[s->n_tuples++];
+			memcpy(tp->smask, r->smask, sizeof(tp->smask));
+			memcpy(tp->dmask, r->dmask, sizeof(tp->dmask));
+			tp->proto_wild = r->proto == 0;
+			tp->sport_exact = is_exact(r->sp_lo, r->sp_hi);
+			tp->dport_exact = is_exact(r->dp_lo, r->dp_hi);
+			tp->need_l4 = r->need_l4;
+			tp->best_rank = r->rank; /* first rule seen has the best rank */
+		}
+		s->tuples[j].n++;
+		tup_of[i] = j;
+	}
+	for (uint32_t j = 0; j < s->n_tuples; j++) {
+		struct tuple *tp = &s->tuples[j];
+		uint32_t cap = 8;
+		while (cap < tp->n * 2)
+			cap <<= 1;
+		tp->tab = calloc(cap, sizeof(*tp->tab));
+		tp->mask = cap - 1;
+		if (!tp->tab) {
+			free(tup_of);
+			free(all);
+			return false;
+		}
+	}
+	for (uint32_t i = 0; i < n; i++)
+		if (tup_of[i] != UINT32_MAX)
+			tuple_put(&s->tuples[tup_of[i]], &all[i]);
+	free(tup_of);
+	free(all);
+	if (s->n_tuples > 1)
+		qsort(s->tuples, s->n_tuples, sizeof(*s->tuples), tuple_rank_cmp);
+	return true;
+}
+
+static uint16_t cset_lookup(const struct cset *s, const struct flow_key *k)
+{
+	uint64_t ks[2], kd[2];
+	load_addr(&k->src, ks);
+	load_addr(&k->dst, kd);
+	uint32_t best = UINT32_MAX;
+	uint16_t rule = CLS_NO_RULE;
+	for (uint32_t i = 0; i < s->n_lin; i++) {
+		const struct crule *r = &s->lin[i];
+		if (crule_match(r, k, ks, kd)) {
+			best = r->rank;
+			rule = r->rule;
+			break; /* rank order */
+		}
+	}
+	for (uint32_t j = 0; j < s->n_tuples; j++) {
+		const struct tuple *tp = &s->tuples[j];
+		if (tp->best_rank >= best)
+			break;
+		const struct tss_ent *e = tuple_find(tp, k, ks, kd);
+		if (e && e->rank < best) {
+			best = e->rank;
+			rule = e->rule;
+		}
+	}
+	return rule;
+}
+
+/* ---- build ---- */
+
+struct plist {
+	uint16_t *ids;
+	uint32_t n, cap;
+};
+
+static bool plist_add(struct plist *l, uint16_t id)
+{
+	if (l->n && l->ids[l->n - 1] == id)
+		return true; /* same rule via a guest and its network */
+	if (l->n == l->cap) {
+		uint32_t nc = l->cap ? l->cap * 2 : 4;
+		uint16_t *p = realloc(l->ids, nc * sizeof(*p));
+		if (!p)
+			return false;
+		l->ids = p;
+		l->cap = nc;
+	}
+	l->ids[l->n++] = id;
+	return true;
+}
+
+/* Stable merge sort by (priority desc, index asc); no global state so
+ * builds may run concurrently. */
+static void sort_ids(const struct topology *t, uint16_t *v, uint16_t *tmp, uint32_t n)
+{
+	if (n < 2)
+		return;
+	uint32_t h = n / 2;
+	sort_ids(t, v, tmp, h);
+	sort_ids(t, v + h, tmp, n - h);
+	uint32_t i = 0, j = h, o = 0;
+	while (i < h && j < n) {
+		uint16_t x = v[i], y = v[j];
+		int32_t px = t->rules[x].priority, py = t->rules[y].priority;
+		bool take_y = py > px || (py == px && y < x);
+		tmp[o++] = take_y ? v[j++] : v[i++];
+	}
+	while (i < h)
+		tmp[o++] = v[i++];
+	while (j < n)
+		tmp[o++] = v[j++];
+	memcpy(v, tmp, n * sizeof(*v));
+}
+
+void classifier_free(struct classifier *c)
+{
+	if (!c)
+		return;
+	for (uint32_t i = 0; i < c->n_sets; i++)
+		cset_free(&c->sets[i]);
+	free(c->sets);
+	free(c->point_set);
+	free(c);
+}
+
+struct classifier *classifier_build(const struct topology *t)
+{
+	if (!t)
+		return NULL;
+	struct classifier *c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	c->n_guests = t->n_guests;
+	c->n_rules = t->n_rules;
+	uint32_t n_points = (uint32_t)t->n_guests * 2;
+	c->point_set = malloc((n_points ? n_points : 1) * sizeof(*c->point_set));
+	c->sets = calloc(n_points ? n_points : 1, sizeof(*c->sets));
+	struct plist *pl = calloc(n_points ? n_points : 1, sizeof(*pl));
+	uint16_t *tmp = malloc(((size_t)t->n_rules + 1) * sizeof(uint16_t));
+	uint32_t *net_first = NULL;
+	uint16_t *net_guests = NULL;
+	if (!c->point_set || !c->sets || !pl || !tmp)
+		goto fail;
+
+	/* guests per network, so a rule on a network expands in O(its guests) */
+	net_first = calloc((size_t)t->n_networks + 1, sizeof(*net_first));
+	net_guests = malloc(((size_t)t->n_guests + 1) * sizeof(*net_guests));
+	if (!net_first || !net_guests)
+		goto fail;
+	for (uint16_t g = 0; g < t->n_guests; g++)
+		if (t->guests[g].network < t->n_networks)
+			net_first[t->guests[g].network + 1]++;
+	for (uint32_t i = 0; i < t->n_networks; i++)
+		net_first[i + 1] += net_first[i];
+	{
+		uint32_t *fill = calloc((size_t)t->n_networks + 1, sizeof(*fill));
+		if (!fill)
+			goto fail;
+		for (uint16_t g = 0; g < t->n_guests; g++) {
+			uint16_t nw = t->guests[g].network;
+			if (nw < t->n_networks)
+				net_guests[net_first[nw] + fill[nw]++] = g;
+		}
+		free(fill);
+	}
+
+	/* expand rules onto points (file order: each list starts in file order) */
+	for (uint16_t r = 0; r < t->n_rules; r++) {
+		const struct topo_rule *rl = &t->rules[r];
+		uint16_t n_app = MIN(rl->n_applied, (uint16_t)ARRAY_SIZE(rl->applied_to));
+		for (uint16_t a = 0; a < n_app; a++) {
+			uint16_t idx = rl->applied_to[a].index;
+			const uint16_t *gs;
+			uint32_t ng;
+			if (rl->applied_to[a].is_network) {
+				if (idx >= t->n_networks)
+					continue;
+				gs = net_guests + net_first[idx];
+				ng = net_first[idx + 1] - net_first[idx];
+			} else {
+				if (idx >= t->n_guests)
+					continue;
+				gs = &rl->applied_to[a].index;
+				ng = 1;
+			}
+			for (uint32_t i = 0; i < ng; i++) {
+				uint32_t g = gs[i];
+				if ((rl->dir & RULE_DIR_INGRESS) && !plist_add(&pl[g * 2 + 1], r))
+					goto fail;
+				if ((rl->dir & RULE_DIR_EGRESS) && !plist_add(&pl[g * 2], r))
+					goto fail;
+			}
+		}
+	}
+
+	/* sort, dedupe identical lists into shared sets, compile */
+	for (uint32_t p = 0; p < n_points; p++) {
+		struct plist *l = &pl[p];
+		c->point_set[p] = UINT32_MAX;
+		if (l->n == 0)
+			continue;
+		sort_ids(t, l->ids, tmp, l->n);
+		uint64_t h = hash_bytes(l->ids, l->n * sizeof(uint16_t), 0xc1a55);
+		uint32_t s;
+		for (s = 0; s < c->n_sets; s++)
+			if (c->sets[s].ids_hash == h && c->sets[s].n == l->n &&
+			    memcmp(c->sets[s].ids, l->ids, l->n * sizeof(uint16_t)) == 0)
+				break;
+		if (s == c->n_sets) {
+			if (!cset_build(&c->sets[s], t, l->ids, l->n, h)) {
+				l->ids = NULL; /* owned by the set now */
+				c->n_sets++;
+				goto fail;
+			}
+			l->ids = NULL;
+			c->n_sets++;
+		}
+		c->point_set[p] = s;
+	}
+	for (uint32_t p = 0; p < n_points; p++)
+		free(pl[p].ids);
+	free(pl);
+	free(tmp);
+	free(net_first);
+	free(net_guests);
+	return c;
+fail:
+	if (pl)
+		for (uint32_t p = 0; p < n_points; p++)
+			free(pl[p].ids);
+	free(pl);
+	free(tmp);
+	free(net_first);
+	free(net_guests);
+	classifier_free(c);
+	return NULL;
+}
+
+uint16_t classifier_lookup(const struct classifier *c, uint16_t guest, bool ingress, const struct flow_key *k)
+{
+	if (!c || !k || !k->is_ip || guest >= c->n_guests)
+		return CLS_NO_RULE;
+	uint32_t s = c->point_set[(uint32_t)guest * 2 + (ingress ? 1 : 0)];
+	if (s == UINT32_MAX)
+		return CLS_NO_RULE;
+	return cset_lookup(&c->sets[s], k);
+}

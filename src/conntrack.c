@@ -1,0 +1,505 @@
+/* conntrack.c - the bounded connection table of SPEC section 6.
+ *
+ * Owns: all table memory, allocated once in conntrack_create (no
+ * allocation per flow), and entry lifetimes (TCP state, idle timeouts).
+ * Must not: select paths, look at packets beyond the key and TCP flags, or
+ * lock (one table per worker).
+ *
+ * Layout: `entries` holds capacity struct conn; free entries form a LIFO
+ * list threaded through their spi_fwd field. The index is a bucketized
+ * cuckoo hash: capacity/2 buckets (rounded up) of 8 slots, one 64-byte
+ * cache line each (8 x 32-bit signature, 8 x 32-bit reference), so 4 slots
+ * per entry for its 2 keys: load <= 50%. A key hashes to two buckets
+ * (fast-range of the low and high halves of flow_key_hash); insertion uses
+ * a free slot of either, else moves one occupant of the pair to its own
+ * alternate bucket (one level of displacement, which at 50% load of 8-way
+ * buckets practically never fails; if it does, insert reports full).
+ * Memory per entry: sizeof(struct conn) + 32 bytes (conntrack_entry_bytes).
+ *
+ * Aging: conntrack_expire walks a cursor over `entries`, visiting at most
+ * `budget` slots per call, and frees entries idle longer than their
+ * state's timeout. */
+#include "conntrack.h"
+
+#include <stdlib.h>
+
+#define SLOTS 8
+#define NS 1000000000ULL
+
+enum {
+	TCP_NONE = 0,     /* non-TCP */
+	TCP_NEW,          /* created from a non-SYN packet, nothing seen yet */
+	TCP_SYN_SENT,
+	TCP_SYN_RECV,     /* SYN-ACK seen */
+	TCP_ESTABLISHED,
+	TCP_FIN_WAIT,     /* FIN seen in one direction */
+	TCP_CLOSING,      /* FIN seen both ways */
+	TCP_CLOSED,       /* RST */
+};
+
+#define CF_USED 0x01
+#define CF_FIN0 0x02
+#define CF_FIN1 0x04
+#define CF_SELF 0x08  /* forward key == reverse key: one index slot */
+
+#define TH_FIN 0x01
+#define TH_SYN 0x02
+#define TH_RST 0x04
+#define TH_ACK 0x10
+
+struct bucket {
+	uint32_t sig[SLOTS];
+	uint32_t ref[SLOTS];   /* entry * 2 + dir + 1; 0 = empty */
+};
+
+struct conntrack {
+	struct conn *entries;
+	struct bucket *buckets;
+	uint32_t capacity, n_buckets;
+	uint32_t free_head;    /* UINT32_MAX: none */
+	uint32_t cursor;
+	uint64_t to_est, to_tcp, to_closing, to_udp, to_other;
+	struct conntrack_stats st;
+};
+
+_Static_assert(sizeof(struct bucket) == 64, "bucket is one cache line");
+
+size_t conntrack_entry_bytes(void)
+{
+	/* capacity/2 buckets per entry = 32 bytes of index */
+	return sizeof(struct conn) + sizeof(struct bucket) / 2;
+}
+
+_Static_assert(sizeof(struct conn) + sizeof(struct bucket) / 2 <= 256, "entry budget");
+
+struct conntrack *conntrack_create(uint32_t capacity)
+{
+	if (capacity == 0 || capacity > (1u << 30))
+		return NULL;
+	struct conntrack *ct = calloc(1, sizeof(*ct));
+	if (!ct)
+		return NULL;
+	ct->capacity = capacity;
+	ct->n_buckets = (capacity + 1) / 2;
+	if (ct->n_buckets < 2)
+		ct->n_buckets = 2;
+	/* capacity 1 rounds up to 2 buckets: a few bytes over the budget */
+	ct->entries = calloc(capacity, sizeof(struct conn));
+	ct->buckets = aligned_alloc(64, (size_t)ct->n_buckets * sizeof(struct bucket));
+	if (!ct->entries || !ct->buckets) {
+		conntrack_destroy(ct);
+		return NULL;
+	}
+	memset(ct->buckets, 0, (size_t)ct->n_buckets * sizeof(struct bucket));
+	for (uint32_t i = 0; i < capacity; i++)
+		ct->entries[i].spi_fwd = i + 1 < capacity ? i + 1 : UINT32_MAX;
+	ct->free_head = 0;
+	ct->to_est = 3600 * NS;
+	ct->to_tcp = 120 * NS;
+	ct->to_closing = 10 * NS;
+	ct->to_udp = 60 * NS;
+	ct->to_other = 30 * NS;
+	ct->st.capacity = capacity;
+	return ct;
+}
+
+void conntrack_destroy(struct conntrack *ct)
+{
+	if (!ct)
+		return;
+	free(ct->entries);
+	free(ct->buckets);
+	free(ct);
+}
+
+void conntrack_set_timeouts(struct conntrack *ct, uint64_t tcp_established, uint64_t tcp_other, uint64_t udp,
+			    uint64_t other)
+{
+	if (!ct)
+		return;
+	ct->to_est = tcp_established;
+	ct->to_tcp = tcp_other;
+	ct->to_udp = udp;
+	ct->to_other = other;
+	/* closing stays at its default, or shorter when tcp_other is */
+	ct->to_closing = MIN(10 * NS, tcp_other);
+}
+
+/* ---- index ---- */
+
+static inline uint32_t fastrange(uint32_t x, uint32_t n)
+{
+	return (uint32_t)(((uint64_t)x * n) >> 32);
+}
+
+static inline void key_buckets(const struct conntrack *ct, uint64_t h, uint32_t *b1, uint32_t *b2, uint32_t *sig)
+{
+	*b1 = fastrange((uint32_t)h, ct->n_buckets);
+	uint32_t x = fastrange((uint32_t)(h >> 32), ct->n_buckets);
+	if (x == *b1)
+		x = x + 1 < ct->n_buckets ? x + 1 : 0;
+	*b2 = x;
+	*sig = (uint32_t)(h >> 16) ^ (uint32_t)(h >> 48);
+}
+
+static inline struct conn *ref_conn(struct conntrack *ct, uint32_t ref, int *dir)
+{
+	*dir = (int)((ref - 1) & 1);
+	return &ct->entries[(ref - 1) >> 1];
+}
+
+static struct conn *bucket_find(struct conntrack *ct, uint32_t b, uint32_t sig, const struct flow_key *k, int *dir)
+{
+	const struct bucket *bk = &ct->buckets[b];
+	for (int i = 0; i < SLOTS; i++) {
+		if (bk->sig[i] != sig || bk->ref[i] == 0)
+			continue;
+		int d;
+		struct conn *c = ref_conn(ct, bk->ref[i], &d);
+		if (flow_key_eq(&c->key[d], k)) {
+			*dir = d;
+			return c;
+		}
+	}
+	return NULL;
+}
+
+static struct conn *find_hashed(struct conntrack *ct, const struct flow_key *k, uint64_t h, int *dir)
+{
+	uint32_t b1, b2, sig;
+	key_buckets(ct, h, &b1, &b2, &sig);
+	struct conn *c = bucket_find(ct, b1, sig, k, dir);
+	if (!c)
+		c = bucket_find(ct, b2, sig, k, dir);
+	return c;
+}
+
+static int bucket_free_slot(const struct bucket *bk)
+{
+	for (int i = 0; i < SLOTS; i++)
+		if (bk->ref[i] == 0)
+			return i;
+	return -1;
+}
+
+/* Moves one occupant of bucket b to its alternate bucket; returns the slot
+ * freed in b, or -1. */
+static int bucket_make_room(struct conntrack *ct, uint32_t b)
+{
+	struct bucket *bk = &ct->buckets[b];
+	for (int i = 0; i < SLOTS; i++) {
+		int d;
+		struct conn *c = ref_conn(ct, bk->ref[i], &d);
+		uint32_t o1, o2, sig;
+		key_buckets(ct, flow_key_hash(&c->key[d]), &o1, &o2, &sig);
+		uint32_t alt = o1 == b ? o2 : o1;
+		int j = bucket_free_slot(&ct->buckets[alt]);
+		if (j < 0)
+			continue;
+		ct->buckets[alt].sig[j] = bk->sig[i];
+		ct->buckets[alt].ref[j] = bk->ref[i];
+		bk->ref[i] = 0;
+		bk->sig[i] = 0;
+		return i;
+	}
+	return -1;
+}
+
+static bool index_add(struct conntrack *ct, const struct flow_key *k, uint32_t ref)
+{
+	uint32_t b1, b2, sig;
+	key_buckets(ct, flow_key_hash(k), &b1, &b2, &sig);
+	uint32_t b = b1;
+	int s = bucket_free_slot(&ct->buckets[b1]);
+	if (s < 0) {
+		b = b2;
+		s = bucket_free_slot(&ct->buckets[b2]);
+	}
+	if (s < 0) {
+		b = b1;
+		s = bucket_make_room(ct, b1);
+	}
+	if (s < 0) {
+		b = b2;
+		s = bucket_make_room(ct, b2);
+	}
+	if (s < 0)
+		return false;
+	ct->buckets[b].sig[s] = sig;
+	ct->buckets[b].ref[s] = ref;
+	return true;
+}
+
+static void index_del(struct conntrack *ct, const struct flow_key *k, uint32_t ref)
+{
+	uint32_t b[2], sig;
+	key_buckets(ct, flow_key_hash(k), &b[0], &b[1], &sig);
+	for (int x = 0; x < 2; x++) {
+		struct bucket *bk = &ct->buckets[b[x]];
+		for (int i = 0; i < SLOTS; i++) {
+			if (bk->ref[i] == ref) {
+				bk->ref[i] = 0;
+				bk->sig[i] = 0;
+				return;
+			}
+		}
+	}
+}
+
+/* ---- public ---- */
+
+struct conn *conntrack_lookup(struct conntrack *ct, const struct flow_key *k, int *dir)
+{
+	int d = 0;
+	ct->st.lookups++;
+	struct conn *c = find_hashed(ct, k, flow_key_hash(k), &d);
+	if (c)
+		ct->st.hits++;
+	if (dir)
+		*dir = d;
+	return c;
+}
+
+#define BATCH_CHUNK 64
+
+void conntrack_lookup_batch(struct conntrack *ct, const struct flow_key *const *keys, uint32_t n,
+			    struct conn **out, int *dirs)
+{
+	uint64_t h[BATCH_CHUNK];
+	uint32_t cand[BATCH_CHUNK];
+	for (uint32_t base = 0; base < n; base += BATCH_CHUNK) {
+		uint32_t m = MIN(n - base, (uint32_t)BATCH_CHUNK);
+		/* 1: hash everything, prefetch both buckets of every key */
+		for (uint32_t i = 0; i < m; i++) {
+			h[i] = flow_key_hash(keys[base + i]);
+			uint32_t b1, b2, sig;
+			key_buckets(ct, h[i], &b1, &b2, &sig);
+			__builtin_prefetch(&ct->buckets[b1], 0, 3);
+			__builtin_prefetch(&ct->buckets[b2], 0, 3);
+		}
+		/* 2: first signature match per key, prefetch its entry */
+		for (uint32_t i = 0; i < m; i++) {
+			uint32_t b[2], sig;
+			key_buckets(ct, h[i], &b[0], &b[1], &sig);
+			cand[i] = 0;
+			for (int x = 0; x < 2 && !cand[i]; x++) {
+				const struct bucket *bk = &ct->buckets[b[x]];
+				for (int j = 0; j < SLOTS; j++) {
+					if (bk->sig[j] == sig && bk->ref[j]) {
+						cand[i] = bk->ref[j];
+						break;
+					}
+				}
+			}
+			if (cand[i])
+				__builtin_prefetch(&ct->entries[(cand[i] - 1) >> 1], 0, 3);
+		}
+		/* 3: verify; a signature collision falls back to the full search */
+		for (uint32_t i = 0; i < m; i++) {
+			int d = 0;
+			struct conn *c = NULL;
+			if (cand[i]) {
+				c = ref_conn(ct, cand[i], &d);
+				if (!flow_key_eq(&c->key[d], keys[base + i]))
+					c = find_hashed(ct, keys[base + i], h[i], &d);
+			}
+			ct->st.lookups++;
+			if (c)
+				ct->st.hits++;
+			else
+				d = 0;
+			out[base + i] = c;
+			if (dirs)
+				dirs[base + i] = d;
+		}
+	}
+}
+
+static void free_entry(struct conntrack *ct, struct conn *c)
+{
+	uint32_t idx = (uint32_t)(c - ct->entries);
+	memset(c, 0, sizeof(*c));
+	c->spi_fwd = ct->free_head;
+	ct->free_head = idx;
+	ct->st.entries--;
+}
+
+struct conn *conntrack_insert(struct conntrack *ct, const struct flow_key *k, uint16_t reverse_zone,
+			      uint64_t now_ns)
+{
+	struct flow_key rk;
+	flow_key_reverse(k, &rk);
+	rk.zone = reverse_zone;
+	int d;
+	struct conn *c = find_hashed(ct, k, flow_key_hash(k), &d);
+	if (!c)
+		c = find_hashed(ct, &rk, flow_key_hash(&rk), &d);
+	if (c)
+		return c; /* already tracked (e.g. a race between workers' slow paths) */
+	if (ct->free_head == UINT32_MAX) {
+		ct->st.insert_full++;
+		return NULL;
+	}
+	uint32_t idx = ct->free_head;
+	c = &ct->entries[idx];
+	uint32_t next = c->spi_fwd;
+	memset(c, 0, sizeof(*c));
+	c->key[0] = *k;
+	c->key[1] = rk;
+	bool self = flow_key_eq(k, &rk);
+	if (!index_add(ct, k, idx * 2 + 1)) {
+		c->spi_fwd = next;
+		ct->st.insert_full++;
+		return NULL;
+	}
+	if (!self && !index_add(ct, &rk, idx * 2 + 2)) {
+		index_del(ct, k, idx * 2 + 1);
+		c->spi_fwd = next;
+		ct->st.insert_full++;
+		return NULL;
+	}
+	ct->free_head = next;
+	c->flags = CF_USED | (self ? CF_SELF : 0);
+	c->tcp_state = k->proto == 6 ? TCP_NEW : TCP_NONE;
+	c->created_ns = now_ns;
+	c->last_seen_ns = now_ns;
+	c->chain = 0xffff;
+	c->rule = 0xffff;
+	ct->st.inserts++;
+	ct->st.entries++;
+	return c;
+}
+
+static bool conn_valid(const struct conntrack *ct, const struct conn *c)
+{
+	/* integer compares: c may point anywhere (relational compares of
+	 * pointers into different objects are undefined) */
+	uintptr_t p = (uintptr_t)c, base = (uintptr_t)ct->entries;
+	if (!c || p < base || p - base >= (uintptr_t)ct->capacity * sizeof(*c))
+		return false;
+	return (p - base) % sizeof(*c) == 0 && (c->flags & CF_USED);
+}
+
+void conntrack_update(struct conntrack *ct, struct conn *c, int dir, uint8_t tcp_flags, uint32_t bytes,
+		      uint64_t now_ns)
+{
+	if (!conn_valid(ct, c))
+		return;
+	dir = dir ? 1 : 0;
+	if (now_ns > c->last_seen_ns)
+		c->last_seen_ns = now_ns;
+	c->pkts[dir]++;
+	c->bytes[dir] += bytes;
+	if (c->tcp_state == TCP_NONE)
+		return;
+
+	uint8_t f = tcp_flags;
+	if (f & TH_RST) {
+		c->tcp_state = TCP_CLOSED;
+		return;
+	}
+	if ((f & TH_SYN) && !(f & TH_ACK)) {
+		/* a new SYN (also: port reuse after close) */
+		if (c->tcp_state == TCP_NEW || c->tcp_state == TCP_CLOSED || c->tcp_state == TCP_CLOSING) {
+			c->tcp_state = TCP_SYN_SENT;
+			c->flags &= (uint8_t)~(CF_FIN0 | CF_FIN1);
+		}
+		return;
+	}
+	if ((f & TH_SYN) && (f & TH_ACK)) {
+		if (c->tcp_state == TCP_SYN_SENT || c->tcp_state == TCP_NEW)
+			c->tcp_state = TCP_SYN_RECV;
+		return;
+	}
+	if (f & TH_FIN) {
+		c->flags |= dir ? CF_FIN1 : CF_FIN0;
+		if ((c->flags & (CF_FIN0 | CF_FIN1)) == (CF_FIN0 | CF_FIN1))
+			c->tcp_state = TCP_CLOSING;
+		else if (c->tcp_state != TCP_CLOSED && c->tcp_state != TCP_CLOSING)
+			c->tcp_state = TCP_FIN_WAIT;
+		return;
+	}
+	if (f & TH_ACK) {
+		/* handshake completion, or mid-stream pickup of a flow whose
+		 * handshake was not seen (restart, table was full) */
+		if (c->tcp_state == TCP_SYN_RECV || c->tcp_state == TCP_NEW)
+			c->tcp_state = TCP_ESTABLISHED;
+	}
+}
+
+static uint64_t conn_timeout(const struct conntrack *ct, const struct conn *c)
+{
+	switch (c->key[0].proto) {
+	case 6:
+		switch (c->tcp_state) {
+		case TCP_ESTABLISHED:
+			return ct->to_est;
+		case TCP_CLOSING:
+		case TCP_CLOSED:
+			return ct->to_closing;
+		default:
+			return ct->to_tcp;
+		}
+	case 17:
+	case 136:
+		return ct->to_udp;
+	default:
+		return ct->to_other;
+	}
+}
+
+static void delete_entry(struct conntrack *ct, struct conn *c)
+{
+	uint32_t idx = (uint32_t)(c - ct->entries);
+	index_del(ct, &c->key[0], idx * 2 + 1);
+	if (!(c->flags & CF_SELF))
+		index_del(ct, &c->key[1], idx * 2 + 2);
+	free_entry(ct, c);
+}
+
+void conntrack_delete(struct conntrack *ct, struct conn *c)
+{
+	if (!ct || !conn_valid(ct, c))
+		return;
+	delete_entry(ct, c);
+	ct->st.deleted++;
+}
+
+uint32_t conntrack_expire(struct conntrack *ct, uint64_t now_ns, uint32_t budget)
+{
+	uint32_t n = 0;
+	if (!ct)
+		return 0;
+	budget = MIN(budget, ct->capacity);
+	for (uint32_t i = 0; i < budget; i++) {
+		struct conn *c = &ct->entries[ct->cursor];
+		ct->cursor = ct->cursor + 1 < ct->capacity ? ct->cursor + 1 : 0;
+		if (!(c->flags & CF_USED))
+			continue;
+		uint64_t idle = now_ns > c->last_seen_ns ? now_ns - c->last_seen_ns : 0;
+		if (idle > conn_timeout(ct, c)) {
+			delete_entry(ct, c);
+			ct->st.expired++;
+			n++;
+		}
+	}
+	return n;
+}
+
+void conntrack_walk(struct conntrack *ct, bool (*fn)(struct conn *c, void *arg), void *arg)
+{
+	if (!ct || !fn)
+		return;
+	for (uint32_t i = 0; i < ct->capacity; i++) {
+		struct conn *c = &ct->entries[i];
+		if ((c->flags & CF_USED) && !fn(c, arg))
+			return;
+	}
+}
+
+void conntrack_get_stats(const struct conntrack *ct, struct conntrack_stats *st)
+{
+	if (!ct || !st)
+		return;
+	*st = ct->st;
+}

@@ -1,0 +1,407 @@
+/* io_afpacket.c - AF_PACKET port backend for a Linux interface in the
+ * current network namespace.
+ *
+ * RX: one SOCK_RAW/ETH_P_ALL socket bound to the interface with a
+ * TPACKET_V3 mmap ring (variable-size frames packed in blocks). A burst
+ * walks the current block from a cursor and may stop in the middle of it;
+ * a block goes back to the kernel once every frame in it is consumed.
+ * PACKET_IGNORE_OUTGOING hides our own transmissions. Offload artefacts
+ * (TP_STATUS_CSUMNOTREADY, GSO super-frames, stripped VLAN tag) are
+ * repaired by io_rx_frame().
+ * TX: a second socket (protocol 0: it receives nothing) with a TPACKET_V2
+ * mmap TX ring; a burst fills frames and kicks the kernel with one
+ * sendto(). PACKET_QDISC_BYPASS, PACKET_LOSS (bad frames are skipped).
+ *
+ * Owns: both sockets and rings. Must not: change interface settings other
+ * than IFF_UP and promiscuous membership (which dies with the socket). */
+#include "io_int.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <net/if.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define TX_FRAME_SIZE 4096u
+#define TX_DATA_OFF (TPACKET2_HDRLEN - sizeof(struct sockaddr_ll))
+
+struct afp_port {
+	struct io_port port;
+	/* RX (TPACKET_V3) */
+	uint8_t *rx_ring;
+	size_t rx_ring_len;
+	uint32_t blk_size, blk_nr, blk_cur;
+	uint8_t *cur_pkt;   /* next frame header in the current block, NULL = block not open */
+	uint32_t cur_left;  /* frames left in the current block */
+	/* TX (TPACKET_V2) */
+	int tx_fd;
+	uint8_t *tx_ring;
+	size_t tx_ring_len;
+	uint32_t tx_nr, tx_cur;
+	/* kernel drop counter, accumulated (the socket option resets it) */
+	uint64_t drops;
+};
+
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+{
+	if (!err || !errlen)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+static uint32_t status_load(const volatile uint32_t *s)
+{
+	return __atomic_load_n((const uint32_t *)s, __ATOMIC_ACQUIRE);
+}
+
+static void status_store(volatile uint32_t *s, uint32_t v)
+{
+	__atomic_store_n((uint32_t *)s, v, __ATOMIC_RELEASE);
+}
+
+static void block_release(struct afp_port *a, struct tpacket_block_desc *bd)
+{
+	status_store(&bd->hdr.bh1.block_status, TP_STATUS_KERNEL);
+	a->cur_pkt = NULL;
+	a->cur_left = 0;
+	a->blk_cur = a->blk_cur + 1 == a->blk_nr ? 0 : a->blk_cur + 1;
+}
+
+static uint32_t afp_rx_burst(struct io_port *p, struct pkt_pool *pool, struct pkt **out, uint32_t max)
+{
+	struct afp_port *a = (struct afp_port *)p;
+	uint32_t n = 0;
+	if (p->pend_n)
+		io_pend_drain(p, out, &n, max);
+	while (n < max && p->pend_n == 0) {
+		uint8_t *blk = a->rx_ring + (size_t)a->blk_cur * a->blk_size;
+		struct tpacket_block_desc *bd = (struct tpacket_block_desc *)(void *)blk;
+		if (!a->cur_pkt) {
+			if (!(status_load(&bd->hdr.bh1.block_status) & TP_STATUS_USER))
+				break;
+			uint32_t first = bd->hdr.bh1.offset_to_first_pkt;
+			a->cur_left = bd->hdr.bh1.num_pkts;
+			if (a->cur_left == 0 || first < sizeof(*bd) || first >= a->blk_size) {
+				block_release(a, bd);
+				continue;
+			}
+			a->cur_pkt = blk + first;
+		}
+		struct tpacket3_hdr *h = (struct tpacket3_hdr *)(void *)a->cur_pkt;
+		size_t hoff = (size_t)(a->cur_pkt - blk);
+		uint32_t st = h->tp_status;
+		uint32_t snap = h->tp_snaplen;
+		size_t mac = h->tp_mac;
+		if (hoff + mac + snap > a->blk_size) {
+			/* corrupt descriptor: give the block back */
+			IO_STAT_ADD(p, rx_too_big, 1);
+			block_release(a, bd);
+			continue;
+		}
+		if (snap < h->tp_len) {
+			/* truncated by the ring (bigger than a block) */
+			IO_STAT_ADD(p, rx_too_big, 1);
+		} else {
+			struct io_rxinfo ri = {0};
+			if (st & TP_STATUS_CSUMNOTREADY)
+				ri.flags |= IO_RX_CSUM_PARTIAL;
+			if (st & TP_STATUS_VLAN_VALID) {
+				ri.flags |= IO_RX_VLAN;
+				ri.vlan_tci = h->hv1.tp_vlan_tci;
+				ri.vlan_tpid = (st & TP_STATUS_VLAN_TPID_VALID) && h->hv1.tp_vlan_tpid
+						       ? h->hv1.tp_vlan_tpid : 0x8100;
+			}
+			if (io_rx_frame(p, pool, a->cur_pkt + mac, snap, &ri, out, &n, max) == IO_RX_AGAIN)
+				break;
+		}
+		if (--a->cur_left == 0 || h->tp_next_offset == 0 ||
+		    hoff + h->tp_next_offset >= a->blk_size)
+			block_release(a, bd);
+		else
+			a->cur_pkt += h->tp_next_offset;
+	}
+	return n;
+}
+
+static void tx_kick(struct afp_port *a)
+{
+	/* On failure (ENOBUFS, ENETDOWN, ...) the frames stay queued; when
+	 * the ring fills, later bursts count the frames they cannot queue. */
+	(void)sendto(a->tx_fd, NULL, 0, MSG_DONTWAIT, NULL, 0);
+}
+
+static uint32_t afp_tx_burst(struct io_port *p, struct pkt **pkts, uint32_t n)
+{
+	struct afp_port *a = (struct afp_port *)p;
+	uint32_t sent = 0;
+	uint64_t bytes = 0;
+	bool kicked = false;
+	for (uint32_t i = 0; i < n; i++) {
+		struct pkt *pkt = pkts[i];
+		if (unlikely(pkt->len < ETH_HLEN || pkt->len > TX_FRAME_SIZE - TX_DATA_OFF)) {
+			continue;
+		}
+		uint8_t *f = a->tx_ring + (size_t)a->tx_cur * TX_FRAME_SIZE;
+		struct tpacket2_hdr *h = (struct tpacket2_hdr *)(void *)f;
+		uint32_t st = status_load(&h->tp_status);
+		if (st == TP_STATUS_WRONG_FORMAT) {
+			IO_STAT_ADD(p, tx_errors, 1);
+			st = TP_STATUS_AVAILABLE;
+		}
+		if (st != TP_STATUS_AVAILABLE && !kicked) {
+			/* ring full: push what we queued, then look again */
+			tx_kick(a);
+			kicked = true;
+			st = status_load(&h->tp_status);
+		}
+		if (st != TP_STATUS_AVAILABLE)
+			break;
+		if (pkt->flags & PKT_F_CSUM_PARTIAL)
+			io_tx_fix(p, pkt);
+		memcpy(f + TX_DATA_OFF, pkt->data, pkt->len);
+		h->tp_len = pkt->len;
+		status_store(&h->tp_status, TP_STATUS_SEND_REQUEST);
+		a->tx_cur = a->tx_cur + 1 == a->tx_nr ? 0 : a->tx_cur + 1;
+		sent++;
+		bytes += pkt->len;
+	}
+	if (sent)
+		tx_kick(a);
+	IO_STAT_ADD(p, tx_pkts, sent);
+	IO_STAT_ADD(p, tx_bytes, bytes);
+	if (sent < n)
+		IO_STAT_ADD(p, tx_errors, n - sent);
+	return sent;
+}
+
+static void afp_stats(struct io_port *p, struct io_stats *st)
+{
+	struct afp_port *a = (struct afp_port *)p;
+	struct tpacket_stats_v3 ks;
+	socklen_t l = sizeof(ks);
+	memset(&ks, 0, sizeof(ks));
+	if (getsockopt(p->fd, SOL_PACKET, PACKET_STATISTICS, &ks, &l) == 0)
+		__atomic_fetch_add(&a->drops, ks.tp_drops, __ATOMIC_RELAXED);
+	st->rx_drops += __atomic_load_n(&a->drops, __ATOMIC_RELAXED);
+}
+
+static void afp_close(struct io_port *p)
+{
+	struct afp_port *a = (struct afp_port *)p;
+	if (a->rx_ring && a->rx_ring != MAP_FAILED)
+		munmap(a->rx_ring, a->rx_ring_len);
+	if (a->tx_ring && a->tx_ring != MAP_FAILED)
+		munmap(a->tx_ring, a->tx_ring_len);
+	if (p->fd >= 0)
+		close(p->fd);
+	if (a->tx_fd >= 0)
+		close(a->tx_fd);
+	free(a);
+}
+
+static const struct io_ops afp_ops = {
+	.rx_burst = afp_rx_burst,
+	.tx_burst = afp_tx_burst,
+	.stats = afp_stats,
+	.close = afp_close,
+};
+
+static bool is_pow2(uint32_t v) { return v && !(v & (v - 1)); }
+
+/* Interface index, MAC, and IFF_UP (set if asked). */
+static int if_setup(struct afp_port *a, const char *ifname, bool up, char *err, size_t errlen)
+{
+	struct ifreq ifr;
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
+	if (ioctl(a->port.fd, SIOCGIFINDEX, &ifr) < 0) {
+		seterr(err, errlen, "%s: no such interface (%s)", ifname, strerror(errno));
+		return -1;
+	}
+	a->port.ifindex = ifr.ifr_ifindex;
+	if (ioctl(a->port.fd, SIOCGIFHWADDR, &ifr) < 0) {
+		seterr(err, errlen, "%s: cannot read MAC address: %s", ifname, strerror(errno));
+		return -1;
+	}
+	if (ifr.ifr_hwaddr.sa_family != 1 /* ARPHRD_ETHER */) {
+		seterr(err, errlen, "%s: not an Ethernet interface", ifname);
+		return -1;
+	}
+	memcpy(a->port.mac.b, ifr.ifr_hwaddr.sa_data, 6);
+	if (ioctl(a->port.fd, SIOCGIFFLAGS, &ifr) < 0) {
+		seterr(err, errlen, "%s: cannot read flags: %s", ifname, strerror(errno));
+		return -1;
+	}
+	if (up && !(ifr.ifr_flags & IFF_UP)) {
+		ifr.ifr_flags |= IFF_UP;
+		if (ioctl(a->port.fd, SIOCSIFFLAGS, &ifr) < 0) {
+			seterr(err, errlen, "%s: cannot bring the interface up: %s", ifname, strerror(errno));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int rx_setup(struct afp_port *a, const struct io_opts *o, bool promisc, char *err, size_t errlen)
+{
+	int fd = a->port.fd;
+	int v = TPACKET_V3;
+	if (setsockopt(fd, SOL_PACKET, PACKET_VERSION, &v, sizeof(v)) < 0) {
+		seterr(err, errlen, "%s: TPACKET_V3: %s", a->port.name, strerror(errno));
+		return -1;
+	}
+	struct tpacket_req3 req;
+	memset(&req, 0, sizeof(req));
+	req.tp_block_size = o->rx_block_size;
+	req.tp_block_nr = o->rx_block_nr;
+	req.tp_frame_size = 2048;
+	req.tp_frame_nr = (o->rx_block_size / 2048) * o->rx_block_nr;
+	req.tp_retire_blk_tov = o->rx_block_tov_ms ? o->rx_block_tov_ms : 1;
+	if (setsockopt(fd, SOL_PACKET, PACKET_RX_RING, &req, sizeof(req)) < 0) {
+		seterr(err, errlen, "%s: RX ring (%u x %u): %s", a->port.name, o->rx_block_nr,
+		       o->rx_block_size, strerror(errno));
+		return -1;
+	}
+	a->blk_size = o->rx_block_size;
+	a->blk_nr = o->rx_block_nr;
+	a->rx_ring_len = (size_t)a->blk_size * a->blk_nr;
+	a->rx_ring = mmap(NULL, a->rx_ring_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
+	if (a->rx_ring == MAP_FAILED) {
+		a->rx_ring = NULL;
+		seterr(err, errlen, "%s: mmap RX ring: %s", a->port.name, strerror(errno));
+		return -1;
+	}
+	v = 1;
+	if (setsockopt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &v, sizeof(v)) < 0) {
+		seterr(err, errlen, "%s: PACKET_IGNORE_OUTGOING: %s", a->port.name, strerror(errno));
+		return -1;
+	}
+	struct sockaddr_ll sll;
+	memset(&sll, 0, sizeof(sll));
+	sll.sll_family = AF_PACKET;
+	sll.sll_protocol = htons(ETH_P_ALL);
+	sll.sll_ifindex = a->port.ifindex;
+	if (bind(fd, (struct sockaddr *)&sll, sizeof(sll)) < 0) {
+		seterr(err, errlen, "%s: bind: %s", a->port.name, strerror(errno));
+		return -1;
+	}
+	if (promisc) {
+		struct packet_mreq mr;
+		memset(&mr, 0, sizeof(mr));
+		mr.mr_ifindex = a->port.ifindex;
+		mr.mr_type = PACKET_MR_PROMISC;
+		if (setsockopt(fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mr, sizeof(mr)) < 0) {
+			seterr(err, errlen, "%s: promiscuous mode: %s", a->port.name, strerror(errno));
+			return -1;
+		}
+	}
+	/* Not needed by the ring itself; keeps any non-ring path roomy. */
+	v = 4 << 20;
+	(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &v, sizeof(v));
+	return 0;
+}
+
+static int tx_setup(struct afp_port *a, const struct io_opts *o, char *err, size_t errlen)
+{
+	a->tx_fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
+	if (a->tx_fd < 0) {
+		seterr(err, errlen, "%s: TX socket: %s", a->port.name, strerror(errno));
+		return -1;
+	}
+	int fd = a->tx_fd;
+	int v = TPACKET_V2;
+	if (setsockopt(fd, SOL_PACKET, PACKET_VERSION, &v, sizeof(v)) < 0) {
+		seterr(err, errlen, "%s: TPACKET_V2: %s", a->port.name, strerror(errno));
+		return -1;
+	}
+	v = 1;
+	(void)setsockopt(fd, SOL_PACKET, PACKET_LOSS, &v, sizeof(v));
+	if (!o->no_qdisc_bypass)
+		(void)setsockopt(fd, SOL_PACKET, PACKET_QDISC_BYPASS, &v, sizeof(v));
+	v = 8 << 20;
+	(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &v, sizeof(v));
+	struct tpacket_req req;
+	memset(&req, 0, sizeof(req));
+	req.tp_frame_size = TX_FRAME_SIZE;
+	req.tp_block_size = TX_FRAME_SIZE;
+	req.tp_block_nr = o->tx_frame_nr;
+	req.tp_frame_nr = o->tx_frame_nr;
+	if (setsockopt(fd, SOL_PACKET, PACKET_TX_RING, &req, sizeof(req)) < 0) {
+		seterr(err, errlen, "%s: TX ring (%u frames): %s", a->port.name, o->tx_frame_nr, strerror(errno));
+		return -1;
+	}
+	a->tx_nr = o->tx_frame_nr;
+	a->tx_ring_len = (size_t)TX_FRAME_SIZE * a->tx_nr;
+	a->tx_ring = mmap(NULL, a->tx_ring_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
+	if (a->tx_ring == MAP_FAILED) {
+		a->tx_ring = NULL;
+		seterr(err, errlen, "%s: mmap TX ring: %s", a->port.name, strerror(errno));
+		return -1;
+	}
+	struct sockaddr_ll sll;
+	memset(&sll, 0, sizeof(sll));
+	sll.sll_family = AF_PACKET;
+	sll.sll_protocol = 0; /* receive nothing on this socket */
+	sll.sll_ifindex = a->port.ifindex;
+	if (bind(fd, (struct sockaddr *)&sll, sizeof(sll)) < 0) {
+		seterr(err, errlen, "%s: TX bind: %s", a->port.name, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+struct io_port *io_open_afpacket(const char *ifname, const struct io_opts *o, char *err, size_t errlen)
+{
+	struct io_opts def;
+	if (!o) {
+		io_opts_init(&def);
+		o = &def;
+	}
+	if (!ifname || !*ifname || strlen(ifname) >= IFNAMSIZ) {
+		seterr(err, errlen, "bad interface name");
+		return NULL;
+	}
+	long pg = sysconf(_SC_PAGESIZE);
+	if (pg <= 0)
+		pg = 4096;
+	if (!is_pow2(o->rx_block_size) || o->rx_block_size < (uint32_t)pg || o->rx_block_size > (64u << 20) ||
+	    o->rx_block_nr == 0 || o->rx_block_nr > 4096 || o->tx_frame_nr == 0 || o->tx_frame_nr > 65536) {
+		seterr(err, errlen, "%s: bad ring sizes (RX block %u x %u, TX %u)", ifname, o->rx_block_size,
+		       o->rx_block_nr, o->tx_frame_nr);
+		return NULL;
+	}
+	if (o->mtu < IO_MTU_MIN || o->mtu > IO_MTU_MAX) {
+		seterr(err, errlen, "%s: mtu %u out of range %u..%u", ifname, o->mtu, IO_MTU_MIN, IO_MTU_MAX);
+		return NULL;
+	}
+	struct afp_port *a = calloc(1, sizeof(*a));
+	if (!a) {
+		seterr(err, errlen, "out of memory");
+		return NULL;
+	}
+	io_port_init(&a->port, &afp_ops, IO_KIND_AFPACKET, ifname);
+	a->port.mtu = o->mtu;
+	a->tx_fd = -1;
+	a->port.fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
+	if (a->port.fd < 0) {
+		seterr(err, errlen, "%s: AF_PACKET socket: %s", ifname, strerror(errno));
+		afp_close(&a->port);
+		return NULL;
+	}
+	if (if_setup(a, ifname, !o->no_ifup, err, errlen) < 0 ||
+	    rx_setup(a, o, !o->no_promisc, err, errlen) < 0 || tx_setup(a, o, err, errlen) < 0) {
+		afp_close(&a->port);
+		return NULL;
+	}
+	return &a->port;
+}

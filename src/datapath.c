@@ -161,9 +161,24 @@ static uint16_t stateless_reverse_rule(struct datapath *dp, const struct pkt *p,
 static bool classify(struct datapath *dp, struct pkt *p, uint16_t guest, bool ingress)
 {
 	const struct hostcfg *hc = dp->hc;
-	if (!p->key.is_ip)
+	if (!p->key.is_ip || !hc->guest_rules[guest])
 		return true;
 	p->key.zone = (uint16_t)(guest * 2 + (ingress ? 1 : 0));
+	/* A connection exists here only for a packet that a rule of this point
+	 * matches (forward) or whose reverse a rule of the opposite point matches
+	 * (reply): the rules, in cache, screen out the rest before the table,
+	 * whose misses would cost memory accesses. */
+	uint8_t here = ingress ? 2 : 1, there = ingress ? 1 : 2;
+	uint16_t rule = CLS_NO_RULE;
+	bool maybe = false;
+	if (hc->guest_rules[guest] & here) {
+		rule = classifier_lookup(hc->cls, guest, ingress, &p->key);
+		maybe = rule != CLS_NO_RULE;
+	}
+	if (!maybe && (hc->guest_rules[guest] & there))
+		maybe = stateless_reverse_rule(dp, p, guest, ingress) != CLS_NO_RULE;
+	if (!maybe)
+		return true;
 	int dir = 0;
 	struct conn *c = conntrack_lookup(dp->ct, &p->key, &dir);
 	uint16_t path_idx;
@@ -193,7 +208,6 @@ static bool classify(struct datapath *dp, struct pkt *p, uint16_t guest, bool in
 		action = c->action;
 		reverse = dir == 1;
 	} else {
-		uint16_t rule = classifier_lookup(hc->cls, guest, ingress, &p->key);
 		reverse = false;
 		if (rule == CLS_NO_RULE && dp->ct_overflow) {
 			rule = stateless_reverse_rule(dp, p, guest, ingress);
@@ -318,7 +332,8 @@ static void from_guest(struct datapath *dp, struct pkt *p)
 		return;
 	}
 	p->flags &= ~PKT_F_HAS_MD;
-	guest_plane_learn(dp->gp, hp->vni, &src, p->in_port, dp->now_ns);
+	if (!mac_eq(&src, &dp->hc->topo->guests[hp->ref].mac))
+		guest_plane_learn(dp->gp, hp->vni, &src, p->in_port, dp->now_ns);
 	p->key.vni = hp->vni;
 	p->flags |= PKT_F_EGRESS_DONE;
 	if (!classify(dp, p, hp->ref, false))

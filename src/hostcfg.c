@@ -80,10 +80,11 @@ struct hostcfg *hostcfg_build(struct topology *t, const char *host, char *err, s
 	hc->guest_port = calloc(t->n_guests + 1u, sizeof(*hc->guest_port));
 	hc->node_port = calloc(t->n_nodes + 1u, sizeof(*hc->node_port));
 	hc->node_up = calloc(t->n_nodes + 1u, 1);
+	hc->guest_rules = calloc(t->n_guests + 1u, 1);
 	hc->sel = calloc(t->n_chains + 1u, sizeof(*hc->sel));
 	hc->bypass = calloc(t->n_chains + 1u, sizeof(*hc->bypass));
 	hc->blocked = calloc(t->n_chains + 1u, 1);
-	if (!hc->ps || !hc->cls || !hc->ports || !hc->guest_port || !hc->node_port || !hc->node_up || !hc->sel ||
+	if (!hc->ps || !hc->cls || !hc->ports || !hc->guest_port || !hc->node_port || !hc->node_up || !hc->guest_rules || !hc->sel ||
 	    !hc->bypass || !hc->blocked) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
@@ -96,6 +97,13 @@ struct hostcfg *hostcfg_build(struct topology *t, const char *host, char *err, s
 		hc->guest_port[g] = hc->n_ports;
 		add_port(hc, t->guests[g].port, PORT_GUEST, g, t->networks[t->guests[g].network].vni);
 	}
+	for (uint16_t r = 0; r < t->n_rules; r++)
+		for (uint16_t a = 0; a < t->rules[r].n_applied; a++)
+			for (uint16_t g = 0; g < t->n_guests; g++)
+				if (t->rules[r].applied_to[a].is_network ? t->guests[g].network == t->rules[r].applied_to[a].index
+									 : g == t->rules[r].applied_to[a].index)
+					hc->guest_rules[g] |= (uint8_t)((t->rules[r].dir & RULE_DIR_EGRESS ? 1 : 0) |
+									 (t->rules[r].dir & RULE_DIR_INGRESS ? 2 : 0));
 	for (uint16_t n = 0; n < t->n_nodes; n++) {
 		const struct topo_node *nd = &t->nodes[n];
 		hc->node_up[n] = 1;
@@ -137,6 +145,7 @@ void hostcfg_free(struct hostcfg *hc)
 	free(hc->bypass);
 	free(hc->blocked);
 	free(hc->node_up);
+	free(hc->guest_rules);
 	free(hc->node_port);
 	free(hc->guest_port);
 	free(hc->ports);

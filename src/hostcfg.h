@@ -43,6 +43,7 @@ struct hostcfg {
 	struct hc_port *ports;
 	uint16_t *guest_port;    /* [n_guests]: local port id or PORT_NONE */
 	uint16_t (*node_port)[2];/* [n_nodes]: local port ids ([0] single/in, [1] out) */
+	uint8_t *guest_rules;    /* [n_guests]: bit 0 rules at egress, bit 1 rules at ingress */
 
 	/* liveness and selection */
 	uint8_t *node_up;        /* [n_nodes] */

@@ -88,6 +88,14 @@ static struct spx_entry *lookup(struct spx_table *t, const struct spx_key *k, ui
 	struct spx_entry *victim = NULL;
 	for (int i = 0; i < SPX_PROBE; i++, s = (s + 1) & t->mask) {
 		struct spx_entry *e = &t->e[s];
+		if (!e->used) {
+			/* entries are never removed: an unused slot ends the probe */
+			if (!insert)
+				return NULL;
+			if (!victim || victim->used)
+				victim = e;
+			break;
+		}
 		bool live = e->used && now - e->ts < SPX_STALE_NS;
 		if (live && memcmp(&e->key, k, sizeof(*k)) == 0)
 			return e;
@@ -111,12 +119,18 @@ static struct spx_entry *lookup(struct spx_table *t, const struct spx_key *k, ui
 	return victim;
 }
 
+static bool md_same(const struct sp_meta *a, const struct sp_meta *b)
+{
+	return memcmp(a, b, offsetof(struct sp_meta, unknown)) == 0 &&
+	       memcmp(a->unknown, b->unknown, a->n_unknown) == 0;
+}
+
 static void record(struct spx_table *t, uint16_t node, const struct pkt *p, uint64_t now)
 {
 	struct spx_key k;
 	make_key(&k, SPX_EXACT, node, &p->key);
 	struct spx_entry *e = lookup(t, &k, now, false);
-	if (e && memcmp(&e->md, &p->md, sizeof(e->md)) == 0 && now - e->ts < 1000000000ull) {
+	if (e && md_same(&e->md, &p->md) && now - e->ts < 1000000000ull) {
 		e->ts = now;
 		return;
 	}

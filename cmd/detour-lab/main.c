@@ -30,6 +30,9 @@
 #include "common.h"
 #include "topology.h"
 
+/* MTU of the link to an nsh node: guest MTU 1500 + Ethernet + NSH with TLVs */
+#define NSH_LINK_MTU 1600
+
 #define RUN_DIR "/run/detour"
 #define NETNS_DIR "/run/netns"
 #define PREFIX_MAX 12
@@ -1064,6 +1067,12 @@ static int build_lab(const struct topology *t, const char *cfg)
 			if (n->has_mac) {
 				mac_format(&n->mac, mac);
 				sb_printf(b, "link set eth0 address %s\n", mac);
+			}
+			/* NSH adds a header and an Ethernet header in front of the
+			 * guest's frame: the node link carries more than the guest MTU */
+			if (mode == SVC_MODE_NSH) {
+				sb_printf(b, "link set eth0 mtu %d\n", NSH_LINK_MTU);
+				sb_printf(&per[hb + n->host], "link set %s mtu %d\n", n->ports[0], NSH_LINK_MTU);
 			}
 			sb_printf(b, "link set eth0 up\n");
 			if (mode == SVC_MODE_L3)

@@ -20,6 +20,7 @@
 #include "log.h"
 
 #define POOL_SIZE 16384
+#define NSH_OVERHEAD_MAX 100 /* Ethernet + NSH base + the chain TLV, with room to spare */
 #define CT_CAPACITY (1u << 18)
 
 uint64_t now_ns(void)
@@ -34,6 +35,15 @@ static void tx_cb(void *ctx, uint16_t port, struct pkt **pkts, uint32_t n)
 	struct daemon *d = ctx;
 	if (d->io[port])
 		io_tx_burst(d->io[port], pkts, n);
+}
+
+/* The frames a port carries: guest MTU, plus the NSH encapsulation on the
+ * link to an nsh node. */
+static uint16_t port_mtu(const struct hostcfg *hc, const struct hc_port *hp, uint16_t mtu)
+{
+	if (hp->kind == PORT_SN && hc->topo->services[hc->topo->nodes[hp->ref].service].mode == SVC_MODE_NSH)
+		return (uint16_t)MIN(mtu + NSH_OVERHEAD_MAX, IO_MTU_MAX);
+	return mtu;
 }
 
 static struct io_port *open_port(const struct hc_port *hp, uint16_t mtu)
@@ -67,7 +77,7 @@ static struct io_port **open_ports(const struct hostcfg *hc, struct io_port **ol
 			io[i] = old[o];
 			old[o] = NULL;
 		} else {
-			io[i] = open_port(&hc->ports[i], host_mtu(hc));
+			io[i] = open_port(&hc->ports[i], port_mtu(hc, &hc->ports[i], host_mtu(hc)));
 		}
 	}
 	if (oldhc)
@@ -274,7 +284,7 @@ int main(int argc, char **argv)
 			last_retry = t;
 			for (uint16_t i = 0; i < d.hc->n_ports; i++)
 				if (!d.io[i])
-					d.io[i] = open_port(&d.hc->ports[i], host_mtu(d.hc));
+					d.io[i] = open_port(&d.hc->ports[i], port_mtu(d.hc, &d.hc->ports[i], host_mtu(d.hc)));
 		}
 	}
 	log_info("stopping");

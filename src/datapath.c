@@ -59,6 +59,38 @@ static void guest_plane_forward(struct datapath *dp, struct pkt *p, uint32_t vni
 
 /* ---- port proxy: the packet is home ------------------------------------ */
 
+#define ZONE_NAT_ALIAS 0x8000
+
+/* A node on the path may have rewritten the packet (NAT). The replies then
+ * carry the rewritten addresses: give the connection an alias under them so
+ * the replies still find the reverse path (and the node can undo its NAT). */
+static void learn_nat(struct datapath *dp, const struct pkt *p, uint16_t guest, bool ingress)
+{
+	struct flow_key k = p->key;
+	k.vni = p->md.vni;
+	k.zone = (uint16_t)(guest * 2 + (ingress ? 1 : 0));
+	int dir;
+	if (conntrack_lookup(dp->ct, &k, &dir))
+		return; /* not rewritten */
+	k.zone |= ZONE_NAT_ALIAS;
+	if (conntrack_lookup(dp->ct, &k, &dir))
+		return; /* alias known */
+	bool reverse;
+	const struct path *path = path_by_spi(dp->hc->ps, p->md.spi, &reverse);
+	if (!path || reverse)
+		return;
+	struct conn *c = conntrack_insert(dp->ct, &k, (uint16_t)(guest * 2 + (ingress ? 0 : 1)), dp->now_ns);
+	if (!c)
+		return;
+	c->spi_fwd = path->spi_fwd;
+	c->spi_rev = path->spi_rev;
+	c->chain = path->chain;
+	c->rule = CLS_NO_RULE;
+	c->action = RULE_REDIRECT;
+	dp->nat_aliases++;
+	dp->nat_guest[guest] = 1;
+}
+
 static void port_proxy_home(struct datapath *dp, struct pkt *p)
 {
 	const struct hostcfg *hc = dp->hc;
@@ -73,6 +105,8 @@ static void port_proxy_home(struct datapath *dp, struct pkt *p)
 	}
 	bool ingress = p->md.ingress;
 	uint32_t vni = p->md.vni;
+	if (p->md.dir == SP_DIR_FORWARD && p->key.is_ip)
+		learn_nat(dp, p, guest, ingress);
 	port_proxy_decap(p);
 	uint16_t port = hc->guest_port[guest];
 	if (ingress) {
@@ -176,7 +210,7 @@ static bool classify(struct datapath *dp, struct pkt *p, uint16_t guest, bool in
 		maybe = rule != CLS_NO_RULE;
 	}
 	if (!maybe && (hc->guest_rules[guest] & there))
-		maybe = stateless_reverse_rule(dp, p, guest, ingress) != CLS_NO_RULE;
+		maybe = dp->nat_guest[guest] || stateless_reverse_rule(dp, p, guest, ingress) != CLS_NO_RULE;
 	if (!maybe)
 		return true;
 	int dir = 0;
@@ -396,12 +430,22 @@ static bool alloc_config_arrays(struct datapath *dp, struct hostcfg *hc)
 	uint64_t *rh = calloc(hc->topo->n_rules + 1u, sizeof(*rh));
 	struct dp_node_stats *ns = calloc(hc->topo->n_nodes + 1u, sizeof(*ns));
 	struct dp_path_stats *pa = calloc(hc->ps->n_paths + 1u, sizeof(*pa));
-	if (!out || !ps || !rh || !ns || !pa) {
-		free(out), free(ps), free(rh), free(ns), free(pa);
+	uint8_t *ng = calloc(hc->topo->n_guests + 1u, 1);
+	if (!out || !ps || !rh || !ns || !pa || !ng) {
+		free(out), free(ps), free(rh), free(ns), free(pa), free(ng);
 		return false;
 	}
+	/* NAT aliases survive a reload: keep the guests that have some */
+	if (dp->hc && dp->nat_guest)
+		for (uint16_t g = 0; g < dp->hc->topo->n_guests; g++) {
+			uint16_t n = topology_guest_index(hc->topo, dp->hc->topo->guests[g].name);
+			if (n != TOPO_NO_INDEX)
+				ng[n] = dp->nat_guest[g];
+		}
 	free(dp->out), free(dp->port_stats), free(dp->rule_hits), free(dp->node_stats), free(dp->path_stats);
+	free(dp->nat_guest);
 	dp->out = out, dp->port_stats = ps, dp->rule_hits = rh, dp->node_stats = ns, dp->path_stats = pa;
+	dp->nat_guest = ng;
 	dp->n_ports = hc->n_ports;
 	dp->hc = hc;
 	return true;
@@ -435,6 +479,7 @@ void dp_destroy(struct datapath *dp)
 	spx_table_destroy(dp->spx);
 	free(dp->gp);
 	free(dp->out), free(dp->port_stats), free(dp->rule_hits), free(dp->node_stats), free(dp->path_stats);
+	free(dp->nat_guest);
 	free(dp);
 }
 
@@ -461,6 +506,8 @@ static bool remap_conn(struct conn *c, void *arg)
 	const struct path *p = path_by_spi(r->new->ps, c->spi_fwd, &rev);
 	uint16_t rule = c->rule < r->old->topo->n_rules
 		? rule_by_name(r->new->topo, r->old->topo->rules[c->rule].name) : TOPO_NO_INDEX;
+	if (p && !rev && c->rule == CLS_NO_RULE) /* a NAT alias: kept with its path */
+		return true;
 	if (p && !rev && rule != TOPO_NO_INDEX) {
 		c->chain = p->chain;
 		c->rule = rule;

@@ -50,10 +50,11 @@ struct datapath {
 	struct pkt_batch *out;  /* [n_ports] */
 	struct dp_port_stats *port_stats; /* [n_ports] */
 	uint64_t *rule_hits;    /* [n_rules] */
+	uint8_t *nat_guest;     /* [n_guests]: a NAT alias exists at this guest's points */
 	struct dp_node_stats *node_stats; /* [n_nodes] */
 	struct dp_path_stats *path_stats; /* [n_paths] */
 	uint64_t drops[DROP__MAX];
-	uint64_t stateless_flows, copies, flows_repinned;
+	uint64_t stateless_flows, copies, flows_repinned, nat_aliases;
 };
 
 /* pool_size buffers, ct_capacity connections. */

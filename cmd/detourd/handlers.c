@@ -255,7 +255,7 @@ static json_t *show_stats(void *ctx, json_t *args, char *err, size_t errlen)
 	uint64_t se, sev, smiss;
 	spx_table_stats(dp->spx, &se, &sev, &smiss);
 	return json_pack("{s:s, s:f, s:I, s:I, s:o, s:{s:i, s:i}, s:{s:i, s:i, s:I, s:I, s:I, s:I, s:i}, "
-			 "s:{s:I, s:I, s:I}, s:I, s:I, s:I}",
+			 "s:{s:I, s:I, s:I}, s:I, s:I, s:I, s:I}",
 			 "host", d->host, "uptime_s", (double)(now_ns() - d->started_ns) / 1e9, "reloads",
 			 (json_int_t)d->reloads, "reload_failures", (json_int_t)d->reload_failures, "drops", drops,
 			 "pool", "size", (int)pkt_pool_size(dp->pool), "free", (int)pkt_pool_avail(dp->pool),
@@ -264,7 +264,7 @@ static json_t *show_stats(void *ctx, json_t *args, char *err, size_t errlen)
 			 "lookups", (json_int_t)cs.lookups, "bytes_per_entry", (int)conntrack_entry_bytes(),
 			 "proxy_flow_state", "entries", (json_int_t)se, "evicted", (json_int_t)sev, "misses",
 			 (json_int_t)smiss, "copies", (json_int_t)dp->copies, "stateless_flows",
-			 (json_int_t)dp->stateless_flows, "flows_repinned", (json_int_t)dp->flows_repinned);
+			 (json_int_t)dp->stateless_flows, "flows_repinned", (json_int_t)dp->flows_repinned, "nat_aliases", (json_int_t)dp->nat_aliases);
 }
 
 static json_t *show_tunnels(void *ctx, json_t *args, char *err, size_t errlen)

@@ -1,0 +1,82 @@
+/* tunnel.h - the Geneve tunnel between hosts (SPEC section 4): the UDP
+ * payload of the guest plane (Geneve 0x6558 + Ethernet frame) and of the
+ * service plane (Geneve 0x894F + NSH MD2 with the Detour TLVs + frame).
+ *
+ * Owns: building that payload in the headroom of a struct pkt (no copy of
+ * the frame) and validating/stripping it on receive; the choice of the
+ * outer UDP source port from a flow hash.
+ * Must not: do I/O, allocate, or know the topology (VNIs and the metadata
+ * class are given by the caller). Outer IP/UDP headers are the kernel's
+ * (see underlay.h). */
+#ifndef DETOUR_TUNNEL_H
+#define DETOUR_TUNNEL_H
+
+#include "drop.h"
+#include "nsh.h"
+#include "pkt.h"
+
+#define TUNNEL_PROTO_ETH 0x6558 /* Geneve protocol type: guest plane */
+#define TUNNEL_PROTO_NSH 0x894f /* Geneve protocol type: service plane */
+
+/* Bytes the kernel adds outside the Geneve payload (outer IP + UDP). */
+#define TUNNEL_OUTER_V4 (20 + 8)
+#define TUNNEL_OUTER_V6 (40 + 8)
+/* Geneve payload bytes added in front of a guest-plane frame. */
+#define TUNNEL_GUEST_ENCAP GENEVE_BASE_LEN
+
+/* Drop reasons used for cases drop.h has no own reason for yet (see the
+ * report): a Geneve or NSH OAM/control packet (we implement none, RFC 8926
+ * says its payload must not be forwarded), and an NSH next protocol other
+ * than Ethernet. */
+#define TUNNEL_DROP_OAM DROP_GENEVE_BAD_PROTO
+#define TUNNEL_DROP_NSH_NP DROP_NSH_BAD_MDTYPE
+
+enum tunnel_kind {
+	TUN_DROP = 0,    /* malformed: see why */
+	TUN_GUEST = 1,   /* guest-plane Ethernet frame of network vni */
+	TUN_SERVICE = 2, /* service-plane frame, p->md filled, of service-plane vni */
+};
+
+struct tunnel_rx {
+	enum tunnel_kind kind;
+	enum drop_reason why; /* DROP_NONE unless kind == TUN_DROP */
+	uint32_t vni;         /* Geneve VNI */
+	uint8_t ttl;          /* service plane: NSH TTL after this hop's decrement (>= 1) */
+};
+
+/* Bytes tunnel_encap_sp() puts in front of the frame for this metadata. */
+size_t tunnel_sp_encap_len(const struct sp_meta *md);
+
+/* Service plane: p->data..len is the service-plane Ethernet frame (dst =
+ * next spmac), p->md its metadata. Pushes Geneve(sp_vni, 0x894F) + NSH MD2
+ * (SPI md.spi, SI md.si, all Detour TLVs of class md_class, TTL ttl; ttl 0
+ * means the default 63) in front of it, so that p->data..len becomes the UDP
+ * payload. If the headroom is short the frame is moved back within the
+ * buffer (rare). Returns DROP_NONE, or DROP_TOO_BIG when the buffer cannot
+ * hold it (p unchanged). */
+enum drop_reason tunnel_encap_sp(struct pkt *p, uint32_t sp_vni, uint16_t md_class, uint8_t ttl);
+
+/* Guest plane: pushes Geneve(vni, 0x6558) in front of the frame. */
+enum drop_reason tunnel_encap_guest(struct pkt *p, uint32_t vni);
+
+/* Receive: p->data..len is a UDP payload from port 6081. Validates Geneve
+ * (version 0, options well formed, no critical option, no OAM) and, for
+ * 0x894F, NSH (MD type 2, next protocol Ethernet, Detour TLVs of md_class,
+ * TTL: decremented here, dropped with DROP_NSH_TTL when it reaches 0),
+ * fills p->md and sets PKT_F_HAS_MD, then pulls so that p->data points at
+ * the inner Ethernet frame (at least 14 bytes, else DROP_ETH_TRUNC).
+ * Clears PKT_F_PARSED. On TUN_DROP, p->data/len are unchanged and
+ * PKT_F_HAS_MD is clear. The caller checks the VNI (service-plane VNI for
+ * TUN_SERVICE, a known network for TUN_GUEST). */
+struct tunnel_rx tunnel_decap(struct pkt *p, uint16_t md_class);
+
+/* UDP source port for a flow hash, in the ephemeral range 49152..65535
+ * (RFC 8926 section 3.3: entropy for underlay ECMP). */
+uint16_t tunnel_src_port(uint64_t flow_hash);
+
+/* Largest inner IP packet (without the inner Ethernet header of l2_len
+ * bytes) that fits an underlay of `mtu` once encapsulated with `encap_len`
+ * Geneve payload bytes in front of the frame; 0 if none fits. */
+uint32_t tunnel_inner_mtu(uint32_t mtu, bool underlay_v6, size_t encap_len, size_t l2_len);
+
+#endif

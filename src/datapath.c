@@ -105,7 +105,7 @@ static void port_proxy_home(struct datapath *dp, struct pkt *p)
 	}
 	bool ingress = p->md.ingress;
 	uint32_t vni = p->md.vni;
-	if (p->md.dir == SP_DIR_FORWARD && p->key.is_ip)
+	if (p->md.dir == SP_DIR_FORWARD && p->key.is_ip && flow_tuple_tag(&p->key) != p->md.flow_tag)
 		learn_nat(dp, p, guest, ingress);
 	port_proxy_decap(p);
 	uint16_t port = hc->guest_port[guest];

@@ -75,6 +75,16 @@ static inline uint64_t flow_key_hash_sym(const struct flow_key *k)
 	return hash_bytes(buf, sizeof(buf), 0x51ab);
 }
 
+/* 16-bit tag of the 5-tuple alone (no zone or network). */
+static inline uint16_t flow_tuple_tag(const struct flow_key *k)
+{
+	struct flow_key t = *k;
+	t.zone = 0;
+	t.vni = 0;
+	uint64_t h = flow_key_hash(&t);
+	return (uint16_t)(h ^ (h >> 16) ^ (h >> 32) ^ (h >> 48));
+}
+
 static inline bool flow_key_eq(const struct flow_key *a, const struct flow_key *b)
 {
 	return memcmp(a, b, sizeof(*a)) == 0;

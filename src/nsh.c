@@ -62,6 +62,7 @@ static void decode_detour(struct sp_meta *md, uint8_t type, const uint8_t *v)
 	case DTLV_GUEST:
 		md->vni = rd24(v);
 		md->guest_port = rd16(v + 4);
+		md->flow_tag = rd16(v + 6);
 		break;
 	case DTLV_FLOWPROG:
 		/* Action 0 means "no message": the TLV is as good as absent. */
@@ -231,7 +232,9 @@ size_t nsh_encode(uint8_t *out, size_t room, uint32_t spi, uint8_t si, uint16_t 
 	if (want(which, DTLV_GUEST)) {
 		v = put_tlv(o, md_class, DTLV_GUEST);
 		wr24(v, md->vni & 0xffffff);
+		v[3] = 0;
 		wr16(v + 4, md->guest_port);
+		wr16(v + 6, md->flow_tag);
 		o = v + 8;
 	}
 	if (want(which, DTLV_FLOWPROG) && md->fp_action != FP_NONE) {

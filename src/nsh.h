@@ -25,7 +25,7 @@ enum detour_tlv {
 	DTLV_ORIG_MACS = 2,   /* 12 bytes: original dst MAC, src MAC */
 	DTLV_RETURN4 = 3,     /* 12 bytes: VTEP IPv4 (4), port proxy spmac (6), pad (2) */
 	DTLV_RETURN6 = 4,     /* 24 bytes: VTEP IPv6 (16), spmac (6), pad (2) */
-	DTLV_GUEST = 5,       /* 8 bytes: guest VNI (24) + pad (8), guest port id (16), pad (16) */
+	DTLV_GUEST = 5,       /* 8 bytes: guest VNI (24) + pad (8), guest port id (16), flow tag (16) */
 	DTLV_FLOWPROG = 6,    /* 4 bytes: action (8), pad (8), service position (16) */
 };
 

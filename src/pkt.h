@@ -34,6 +34,7 @@ struct sp_meta {
 	struct ipaddr ret_vtep;  /* return address: source host VTEP ... */
 	struct mac ret_spmac;    /* ... and its port proxy spmac */
 	uint16_t fp_service;   /* service index the flow-programming message is about */
+	uint16_t flow_tag;     /* hash of the 5-tuple as the port proxy sent it: a node rewrote it (NAT) if it differs at home */
 	uint8_t ingress;       /* classified at the destination (ingress rule) */
 	uint8_t n_unknown;     /* bytes of unknown non-critical TLVs kept below */
 	uint8_t unknown[64];   /* carried through untouched */

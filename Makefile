@@ -10,6 +10,11 @@ BUILD   ?= build
 SAN     ?=
 OPT     ?= -O2
 CFLAGS  ?= $(OPT) -g
+ARCH    := $(shell uname -m)
+ifeq ($(ARCH),x86_64)
+ARCHFLAGS := -msse4.2
+endif
+CFLAGS  += $(ARCHFLAGS)
 CFLAGS  += -std=c17 -Wall -Wextra -Werror -D_GNU_SOURCE -Isrc -MMD -MP $(SAN)
 LDFLAGS += $(SAN)
 LDLIBS  += -lyaml -ljansson -lpthread -lm
@@ -70,7 +75,7 @@ clang:
 
 # libFuzzer targets (clang): one binary per fuzz/fuzz_*.c.
 FUZZ_BUILD := build-fuzz
-FUZZ_CFLAGS := -std=c17 -g -O1 -Wall -Wextra -Werror -D_GNU_SOURCE -Isrc -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+FUZZ_CFLAGS := $(ARCHFLAGS) -std=c17 -g -O1 -Wall -Wextra -Werror -D_GNU_SOURCE -Isrc -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 fuzz:
 	@mkdir -p $(FUZZ_BUILD)
 	@set -e; for f in $(FUZZ_SRC); do n=$$(basename $$f .c); \

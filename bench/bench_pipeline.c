@@ -101,13 +101,16 @@ int main(int argc, char **argv)
 {
 	bool smoke = false;
 	const char *only = NULL; /* g2g | new | chain */
+	uint32_t one_count = 0;  /* --flows N: only this flow count */
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--smoke"))
 			smoke = true;
 		else if (!strcmp(argv[i], "--only") && i + 1 < argc)
 			only = argv[++i];
+		else if (!strcmp(argv[i], "--flows") && i + 1 < argc)
+			one_count = (uint32_t)strtoul(argv[++i], NULL, 10);
 		else {
-			fprintf(stderr, "usage: bench_pipeline [--smoke] [--only g2g|new|chain]\n");
+			fprintf(stderr, "usage: bench_pipeline [--smoke] [--only g2g|new|chain] [--flows N]\n");
 			return 2;
 		}
 	}
@@ -117,7 +120,9 @@ int main(int argc, char **argv)
 	printf("%-34s %10s %10s %12s\n", "scenario", "flows", "Mpps", "ns/packet");
 	int rc = 0;
 	for (int f = 0; f < 3; f++) {
-		uint32_t n = flow_counts[f];
+		uint32_t n = one_count ? one_count : flow_counts[f];
+		if (one_count && f > 0)
+			break;
 		struct memhost *m = memhost_create(TOPO, "h1", 1u << 21);
 		if (!m)
 			return 1;

@@ -21,6 +21,8 @@
  * state's timeout. */
 #include "conntrack.h"
 
+#include "hugemem.h"
+
 #include <stdlib.h>
 
 #define SLOTS 8
@@ -84,8 +86,8 @@ struct conntrack *conntrack_create(uint32_t capacity)
 	if (ct->n_buckets < 2)
 		ct->n_buckets = 2;
 	/* capacity 1 rounds up to 2 buckets: a few bytes over the budget */
-	ct->entries = calloc(capacity, sizeof(struct conn));
-	ct->buckets = aligned_alloc(64, (size_t)ct->n_buckets * sizeof(struct bucket));
+	ct->entries = hugemem_alloc((size_t)capacity * sizeof(struct conn));
+	ct->buckets = hugemem_alloc((size_t)ct->n_buckets * sizeof(struct bucket));
 	if (!ct->entries || !ct->buckets) {
 		conntrack_destroy(ct);
 		return NULL;
@@ -107,8 +109,8 @@ void conntrack_destroy(struct conntrack *ct)
 {
 	if (!ct)
 		return;
-	free(ct->entries);
-	free(ct->buckets);
+	hugemem_free(ct->entries, (size_t)ct->capacity * sizeof(struct conn));
+	hugemem_free(ct->buckets, (size_t)ct->n_buckets * sizeof(struct bucket));
 	free(ct);
 }
 

@@ -1,14 +1,18 @@
 /* datapath.c - the stages of the packet walk (SPEC section 3) for one worker.
  *
- * Frames are received and transmitted in batches; within a batch each frame
- * runs to completion through the stages below, and its output is appended
- * to the batch of its output port:
+ * A vector engine: every stage has a queue and processes up to a batch of
+ * packets at a time, so that each stage's tables are prefetched for the
+ * whole batch before any packet needs them and its code stays hot:
  *
- *   guest port RX -> parse -> guest guard -> classify (egress)
- *        -> [port proxy -> service plane -> service proxy -> node port TX]
- *        -> guest plane -> classify (ingress of the destination) -> guest TX
- *   node port RX -> service proxy (check, recover) -> service plane
- *        -> next service proxy | port proxy (home) -> guest plane / guest TX
+ *   GUEST_RX  parse, guest guard, learn             -> CLASSIFY (egress)
+ *   CLASSIFY  rules + connection table (batched)    -> SP_FWD (port proxy encap) | L2 | TX
+ *   SP_FWD    next hop on (SPI, SI), spmac switch   -> TO_NODE | HOME | (tunnel)
+ *   TO_NODE   service proxy: record, format         -> node port TX
+ *   NODE_RX   service proxy: decode, recover, check -> SP_FWD
+ *   HOME      port proxy: strip, restore MACs       -> L2 (egress) | guest TX (ingress)
+ *   L2        guest plane: MAC table, flooding      -> CLASSIFY (ingress) | guest TX
+ *
+ * Output frames collect in per-port batches handed to the tx callback.
  */
 #include "datapath.h"
 
@@ -17,6 +21,8 @@
 #include "port_proxy.h"
 #include "service_plane.h"
 #include "wire.h"
+
+#define ZONE_NAT_ALIAS 0x8000
 
 static void dp_drop(struct datapath *dp, struct pkt *p, enum drop_reason why)
 {
@@ -54,12 +60,344 @@ void dp_flush(struct datapath *dp)
 		flush_port(dp, i);
 }
 
-static void to_service_plane(struct datapath *dp, struct pkt *p, const struct mac *from, bool first);
-static void guest_plane_forward(struct datapath *dp, struct pkt *p, uint32_t vni);
+/* ---- stage queues ------------------------------------------------------ */
 
-/* ---- port proxy: the packet is home ------------------------------------ */
+static void enq(struct datapath *dp, enum dp_stage s, struct pkt *p)
+{
+	struct dp_queue *q = &dp->q[s];
+	if (unlikely(q->n == DP_QUEUE)) {
+		dp_drop(dp, p, DROP_TX_FULL);
+		return;
+	}
+	q->p[(q->head + q->n) % DP_QUEUE] = p;
+	q->n++;
+}
 
-#define ZONE_NAT_ALIAS 0x8000
+/* Take up to BATCH_MAX packets of a stage's queue. */
+static uint32_t deq(struct datapath *dp, enum dp_stage s, struct pkt **out)
+{
+	struct dp_queue *q = &dp->q[s];
+	uint32_t n = MIN(q->n, (uint32_t)BATCH_MAX);
+	for (uint32_t i = 0; i < n; i++)
+		out[i] = q->p[(q->head + i) % DP_QUEUE];
+	q->head = (q->head + n) % DP_QUEUE;
+	q->n -= n;
+	return n;
+}
+
+/* ---- GUEST_RX ------------------------------------------------------------ */
+
+static bool is_spmac(const struct hostcfg *hc, const struct mac *m)
+{
+	struct spmac_owner o;
+	if (m->b[0] != 0x02 || (m->b[1] != 0xd7 && m->b[1] != 0xd8))
+		return false;
+	return path_spmac_lookup(hc->ps, hc->topo, m, &o);
+}
+
+static void stage_guest_rx(struct datapath *dp, struct pkt **v, uint32_t n)
+{
+	const struct hostcfg *hc = dp->hc;
+	for (uint32_t i = 0; i < n; i++) {
+		struct pkt *p = v[i];
+		if (i + 1 < n)
+			__builtin_prefetch(v[i + 1]->data);
+		const struct hc_port *hp = &hc->ports[p->in_port];
+		enum drop_reason why = (p->flags & PKT_F_PARSED) ? DROP_NONE : wire_parse(p);
+		/* a guest never reaches the service plane, whatever it sends */
+		struct mac dst, src;
+		if (p->len >= ETH_HLEN) {
+			memcpy(dst.b, p->data, 6);
+			memcpy(src.b, p->data + 6, 6);
+			if (rd16(p->data + 12) == ETH_P_NSH || (why == DROP_NONE && p->lay.ethertype == ETH_P_NSH) ||
+			    is_spmac(hc, &dst) || is_spmac(hc, &src))
+				why = DROP_GUEST_SERVICE_PLANE;
+		}
+		if (why != DROP_NONE) {
+			dp_drop(dp, p, why);
+			continue;
+		}
+		p->flags &= ~PKT_F_HAS_MD;
+		p->flags |= PKT_F_EGRESS_DONE;
+		if (!mac_eq(&src, &hc->topo->guests[hp->ref].mac))
+			guest_plane_learn(dp->gp, hp->vni, &src, p->in_port, dp->now_ns);
+		p->key.vni = hp->vni;
+		p->key.zone = (uint16_t)(hp->ref * 2);
+		p->out_port = PORT_NONE;
+		enq(dp, ST_CLASSIFY, p);
+	}
+}
+
+/* ---- CLASSIFY ------------------------------------------------------------ */
+
+/* A packet classification let through: on to the guest plane (egress) or
+ * to its destination port (ingress). */
+static void classify_pass(struct datapath *dp, struct pkt *p)
+{
+	if (p->key.zone & 1)
+		emit(dp, p->out_port, p);
+	else
+		enq(dp, ST_L2, p);
+}
+
+/* Put p (or, for `copy`, a duplicate) on the path: the port proxy. */
+static void steer(struct datapath *dp, struct pkt *p, uint16_t path_idx, bool reverse, bool is_copy)
+{
+	const struct path *path = &dp->hc->ps->paths[path_idx];
+	if (reverse)
+		dp->path_stats[path_idx].rev_pkts++;
+	else
+		dp->path_stats[path_idx].fwd_pkts++;
+	uint16_t guest = (p->key.zone & ~ZONE_NAT_ALIAS) / 2;
+	port_proxy_encap(dp->hc, p, path, reverse, guest, p->key.zone & 1, is_copy);
+	p->flags |= PKT_F_SP_FIRST;
+	enq(dp, ST_SP_FWD, p);
+}
+
+static uint16_t path_index(const struct hostcfg *hc, uint32_t spi)
+{
+	bool rev;
+	const struct path *p = path_by_spi(hc->ps, spi, &rev);
+	return p ? (uint16_t)(p - hc->ps->paths) : PATH_NONE;
+}
+
+/* Is p the reverse of a flow some rule at the opposite point steers? */
+static uint16_t reverse_rule(const struct datapath *dp, const struct pkt *p, uint16_t guest, bool ingress)
+{
+	struct flow_key r;
+	flow_key_reverse(&p->key, &r);
+	return classifier_lookup(dp->hc->cls, guest, !ingress, &r);
+}
+
+/* The decision for one packet, given its connection (or none) and the rule
+ * of this point (CLS_NO_RULE if none). */
+static void classify_one(struct datapath *dp, struct pkt *p, struct conn *c, int dir, uint16_t rule)
+{
+	const struct hostcfg *hc = dp->hc;
+	uint16_t guest = p->key.zone / 2;
+	bool ingress = p->key.zone & 1;
+	uint16_t path_idx;
+	uint8_t action;
+	bool reverse;
+	if (c) {
+		conntrack_update(dp->ct, c, dir, p->lay.tcp_flags, p->len, dp->now_ns);
+		if (c->fp == FP_DROP) {
+			dp_drop(dp, p, DROP_FLOW_DROP);
+			return;
+		}
+		if (c->fp == FP_ALLOW || c->action == RULE_SKIP) {
+			classify_pass(dp, p);
+			return;
+		}
+		path_idx = path_index(hc, c->spi_fwd);
+		if (path_idx == PATH_NONE || !hostcfg_path_live(hc, path_idx)) {
+			/* its path died: move the flow to a live path of its chain */
+			uint16_t chain = path_idx != PATH_NONE ? hc->ps->paths[path_idx].chain : c->chain;
+			path_idx = hostcfg_pick_path(hc, chain, flow_key_hash_sym(&p->key));
+			if (path_idx == PATH_NONE) {
+				dp_drop(dp, p, DROP_RULE_BLOCK);
+				return;
+			}
+			c->spi_fwd = hc->ps->paths[path_idx].spi_fwd;
+			c->spi_rev = hc->ps->paths[path_idx].spi_rev;
+			dp->flows_repinned++;
+		}
+		action = c->action;
+		reverse = dir == 1;
+	} else {
+		reverse = false;
+		if (rule == CLS_NO_RULE && dp->ct_overflow && (hc->guest_rules[guest] & (ingress ? 1 : 2))) {
+			rule = reverse_rule(dp, p, guest, ingress);
+			reverse = rule != CLS_NO_RULE;
+		}
+		if (rule == CLS_NO_RULE) {
+			classify_pass(dp, p);
+			return;
+		}
+		const struct topo_rule *r = &hc->topo->rules[rule];
+		dp->rule_hits[rule]++;
+		if (r->action == RULE_SKIP || r->chain == TOPO_NO_INDEX) {
+			classify_pass(dp, p);
+			return;
+		}
+		path_idx = hostcfg_pick_path(hc, r->chain, flow_key_hash_sym(&p->key));
+		if (path_idx == PATH_NONE) {
+			dp_drop(dp, p, DROP_RULE_BLOCK);
+			return;
+		}
+		action = (uint8_t)r->action;
+		if (!reverse) {
+			c = conntrack_insert(dp->ct, &p->key, (uint16_t)(guest * 2 + (ingress ? 0 : 1)), dp->now_ns);
+			if (c) {
+				c->spi_fwd = hc->ps->paths[path_idx].spi_fwd;
+				c->spi_rev = hc->ps->paths[path_idx].spi_rev;
+				c->chain = r->chain;
+				c->rule = rule;
+				c->action = action;
+				conntrack_update(dp->ct, c, 0, p->lay.tcp_flags, p->len, dp->now_ns);
+			} else {
+				dp->ct_overflow = true;
+				dp->stateless_flows++;
+			}
+		}
+	}
+	if (action == RULE_COPY) {
+		struct pkt *copy = pkt_clone(dp->pool, p);
+		if (copy) {
+			dp->copies++;
+			steer(dp, copy, path_idx, reverse, true);
+		} else {
+			dp->drops[DROP_POOL_EMPTY]++;
+		}
+		classify_pass(dp, p);
+		return;
+	}
+	steer(dp, p, path_idx, reverse, false);
+}
+
+/* A connection exists at a point only for a packet that a rule of that
+ * point matches (forward) or whose reverse a rule of the opposite point
+ * matches (reply), or under a NAT alias: the rules, in cache, screen out
+ * the rest before the table, whose misses cost memory accesses. The
+ * survivors are looked up in the table as one batch (prefetched). */
+static void stage_classify(struct datapath *dp, struct pkt **v, uint32_t n)
+{
+	const struct hostcfg *hc = dp->hc;
+	const struct flow_key *keys[BATCH_MAX];
+	struct pkt *look[BATCH_MAX];
+	uint16_t rules[BATCH_MAX];
+	struct conn *conns[BATCH_MAX];
+	int dirs[BATCH_MAX];
+	uint32_t k = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		struct pkt *p = v[i];
+		uint16_t guest = p->key.zone / 2;
+		bool ingress = p->key.zone & 1;
+		uint8_t here = ingress ? 2 : 1, there = ingress ? 1 : 2;
+		uint8_t has = p->key.is_ip ? hc->guest_rules[guest] : 0;
+		uint16_t rule = CLS_NO_RULE;
+		bool maybe = false;
+		if (has & here) {
+			rule = classifier_lookup(hc->cls, guest, ingress, &p->key);
+			maybe = rule != CLS_NO_RULE;
+		}
+		if (!maybe && (has & there))
+			maybe = dp->nat_guest[guest] || reverse_rule(dp, p, guest, ingress) != CLS_NO_RULE;
+		if (!maybe && !(has && dp->ct_overflow)) {
+			classify_pass(dp, p);
+			continue;
+		}
+		look[k] = p;
+		rules[k] = rule;
+		keys[k++] = &p->key;
+	}
+	if (!k)
+		return;
+	conntrack_lookup_batch(dp->ct, keys, k, conns, dirs);
+	for (uint32_t i = 0; i < k; i++)
+		classify_one(dp, look[i], conns[i], dirs[i], rules[i]);
+}
+
+/* ---- SP_FWD -------------------------------------------------------------- */
+
+static void stage_sp_fwd(struct datapath *dp, struct pkt **v, uint32_t n)
+{
+	const struct hostcfg *hc = dp->hc;
+	for (uint32_t i = 0; i < n; i++) {
+		struct pkt *p = v[i];
+		bool first = p->flags & PKT_F_SP_FIRST;
+		p->flags &= ~PKT_F_SP_FIRST;
+		/* the sender: the port proxy on the first hop, else the node just done */
+		const struct mac *from = first ? &hc->pp_spmac : &hc->ps->node_spmac[p->next];
+		struct sp_dest d = service_plane_forward(hc, p, from, first);
+		switch (d.kind) {
+		case SPD_NODE:
+			if (!hc->node_up[d.node]) {
+				dp_drop(dp, p, DROP_SN_DOWN);
+				break;
+			}
+			p->next = d.node;
+			p->sp_hash = service_proxy_prefetch(dp->spx, d.node, &p->key);
+			enq(dp, ST_TO_NODE, p);
+			break;
+		case SPD_PORT_PROXY:
+			enq(dp, ST_HOME, p);
+			break;
+		case SPD_REMOTE:
+			/* hosts joined by Geneve: next issue */
+			dp_drop(dp, p, DROP_SP_UNKNOWN_SPMAC);
+			break;
+		case SPD_NONE:
+			dp_drop(dp, p, DROP_SP_NO_NEXTHOP);
+			break;
+		}
+	}
+}
+
+/* ---- TO_NODE ------------------------------------------------------------- */
+
+static void stage_to_node(struct datapath *dp, struct pkt **v, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		struct pkt *p = v[i];
+		uint16_t node = p->next;
+		enum drop_reason why = DROP_NONE;
+		uint16_t port = service_proxy_to_node(dp->hc, dp->spx, node, p, dp->now_ns, &why);
+		if (port == PORT_NONE) {
+			dp->node_stats[node].drops++;
+			dp_drop(dp, p, why);
+			continue;
+		}
+		dp->node_stats[node].to_node++;
+		emit(dp, port, p);
+	}
+}
+
+/* ---- NODE_RX ------------------------------------------------------------- */
+
+static void stage_node_rx(struct datapath *dp, struct pkt **v, uint32_t n)
+{
+	const struct hostcfg *hc = dp->hc;
+	struct pkt *ok[BATCH_MAX];
+	uint32_t k = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		struct pkt *p = v[i];
+		uint16_t node = hc->ports[p->in_port].ref;
+		enum drop_reason why = DROP_NONE;
+		switch (service_proxy_rx_parse(hc, node, p, &why)) {
+		case SPX_OK:
+			p->sp_hash = service_proxy_prefetch(dp->spx, node, &p->key);
+			ok[k++] = p;
+			break;
+		case SPX_REPLY:
+			emit(dp, p->in_port, p);
+			break;
+		case SPX_DROP:
+			dp->node_stats[node].drops++;
+			dp_drop(dp, p, why);
+			break;
+		}
+	}
+	for (uint32_t i = 0; i < k; i++) {
+		struct pkt *p = ok[i];
+		uint16_t node = hc->ports[p->in_port].ref;
+		enum drop_reason why = DROP_NONE;
+		if (service_proxy_rx_finish(hc, dp->spx, node, p, dp->now_ns, &why) != SPX_OK) {
+			dp->node_stats[node].drops++;
+			dp_drop(dp, p, why);
+			continue;
+		}
+		dp->node_stats[node].from_node++;
+		if (!hc->node_up[node]) {
+			dp_drop(dp, p, DROP_SN_DOWN);
+			continue;
+		}
+		p->next = node;
+		enq(dp, ST_SP_FWD, p);
+	}
+}
+
+/* ---- HOME: the port proxy ------------------------------------------------ */
 
 /* A node on the path may have rewritten the packet (NAT). The replies then
  * carry the rewritten addresses: give the connection an alias under them so
@@ -91,312 +429,120 @@ static void learn_nat(struct datapath *dp, const struct pkt *p, uint16_t guest, 
 	dp->nat_guest[guest] = 1;
 }
 
-static void port_proxy_home(struct datapath *dp, struct pkt *p)
+static void stage_home(struct datapath *dp, struct pkt **v, uint32_t n)
 {
 	const struct hostcfg *hc = dp->hc;
-	if (p->md.is_copy) {
-		dp_drop(dp, p, DROP_COPY_END);
-		return;
+	for (uint32_t i = 0; i < n; i++) {
+		struct pkt *p = v[i];
+		if (p->md.is_copy) {
+			dp_drop(dp, p, DROP_COPY_END);
+			continue;
+		}
+		uint16_t guest = p->md.guest_port;
+		if (guest >= hc->topo->n_guests || hc->guest_port[guest] == PORT_NONE) {
+			dp_drop(dp, p, DROP_SP_BAD_RETURN);
+			continue;
+		}
+		bool ingress = p->md.ingress;
+		if (p->md.dir == SP_DIR_FORWARD && p->key.is_ip && flow_tuple_tag(&p->key) != p->md.flow_tag)
+			learn_nat(dp, p, guest, ingress);
+		p->key.vni = p->md.vni;
+		port_proxy_decap(p);
+		uint16_t port = hc->guest_port[guest];
+		if (ingress) {
+			/* classified on its way into this guest: deliver it */
+			emit(dp, port, p);
+			continue;
+		}
+		/* classified on its way out of this guest: on along the guest plane */
+		p->in_port = port;
+		p->flags |= PKT_F_EGRESS_DONE;
+		enq(dp, ST_L2, p);
 	}
-	uint16_t guest = p->md.guest_port;
-	if (guest >= hc->topo->n_guests || hc->guest_port[guest] == PORT_NONE) {
-		dp_drop(dp, p, DROP_SP_BAD_RETURN);
-		return;
-	}
-	bool ingress = p->md.ingress;
-	uint32_t vni = p->md.vni;
-	if (p->md.dir == SP_DIR_FORWARD && p->key.is_ip && flow_tuple_tag(&p->key) != p->md.flow_tag)
-		learn_nat(dp, p, guest, ingress);
-	port_proxy_decap(p);
-	uint16_t port = hc->guest_port[guest];
-	if (ingress) {
-		/* classified on its way into this guest: deliver it */
-		emit(dp, port, p);
-		return;
-	}
-	/* classified on its way out of this guest: continue on the guest plane */
-	p->in_port = port;
-	p->flags |= PKT_F_EGRESS_DONE;
-	guest_plane_forward(dp, p, vni);
 }
 
-/* ---- service plane ----------------------------------------------------- */
-
-static void to_node(struct datapath *dp, struct pkt *p, uint16_t node)
-{
-	enum drop_reason why = DROP_NONE;
-	uint16_t port = service_proxy_to_node(dp->hc, dp->spx, node, p, dp->now_ns, &why);
-	if (port == PORT_NONE) {
-		dp->node_stats[node].drops++;
-		dp_drop(dp, p, why);
-		return;
-	}
-	dp->node_stats[node].to_node++;
-	emit(dp, port, p);
-}
-
-static void to_service_plane(struct datapath *dp, struct pkt *p, const struct mac *from, bool first)
-{
-	struct sp_dest d = service_plane_forward(dp->hc, p, from, first);
-	switch (d.kind) {
-	case SPD_NODE:
-		if (!dp->hc->node_up[d.node]) {
-			dp_drop(dp, p, DROP_SN_DOWN);
-			return;
-		}
-		to_node(dp, p, d.node);
-		return;
-	case SPD_PORT_PROXY:
-		port_proxy_home(dp, p);
-		return;
-	case SPD_REMOTE:
-		/* hosts joined by Geneve: next issue */
-		dp_drop(dp, p, DROP_SP_UNKNOWN_SPMAC);
-		return;
-	case SPD_NONE:
-		break;
-	}
-	dp_drop(dp, p, DROP_SP_NO_NEXTHOP);
-}
-
-/* ---- classification point ---------------------------------------------- */
-
-/* Put p (or, for `copy`, a duplicate) on the path. */
-static void steer(struct datapath *dp, struct pkt *p, uint16_t path_idx, bool reverse, uint16_t guest, bool ingress,
-		  bool is_copy)
-{
-	const struct path *path = &dp->hc->ps->paths[path_idx];
-	if (reverse)
-		dp->path_stats[path_idx].rev_pkts++;
-	else
-		dp->path_stats[path_idx].fwd_pkts++;
-	port_proxy_encap(dp->hc, p, path, reverse, guest, ingress, is_copy);
-	to_service_plane(dp, p, &dp->hc->pp_spmac, true);
-}
-
-static uint16_t path_index(const struct hostcfg *hc, uint32_t spi)
-{
-	bool rev;
-	const struct path *p = path_by_spi(hc->ps, spi, &rev);
-	return p ? (uint16_t)(p - hc->ps->paths) : PATH_NONE;
-}
-
-/* Stateless reply detection when the connection table overflowed: is p the
- * reverse of a flow some rule at the opposite point of this guest steers? */
-static uint16_t stateless_reverse_rule(struct datapath *dp, const struct pkt *p, uint16_t guest, bool ingress)
-{
-	struct flow_key r;
-	flow_key_reverse(&p->key, &r);
-	return classifier_lookup(dp->hc->cls, guest, !ingress, &r);
-}
-
-/* Returns true when p continues on normal forwarding (no chain, or `copy`),
- * false when it was consumed (steered or dropped). */
-static bool classify(struct datapath *dp, struct pkt *p, uint16_t guest, bool ingress)
-{
-	const struct hostcfg *hc = dp->hc;
-	if (!p->key.is_ip || !hc->guest_rules[guest])
-		return true;
-	p->key.zone = (uint16_t)(guest * 2 + (ingress ? 1 : 0));
-	/* A connection exists here only for a packet that a rule of this point
-	 * matches (forward) or whose reverse a rule of the opposite point matches
-	 * (reply): the rules, in cache, screen out the rest before the table,
-	 * whose misses would cost memory accesses. */
-	uint8_t here = ingress ? 2 : 1, there = ingress ? 1 : 2;
-	uint16_t rule = CLS_NO_RULE;
-	bool maybe = false;
-	if (hc->guest_rules[guest] & here) {
-		rule = classifier_lookup(hc->cls, guest, ingress, &p->key);
-		maybe = rule != CLS_NO_RULE;
-	}
-	if (!maybe && (hc->guest_rules[guest] & there))
-		maybe = dp->nat_guest[guest] || stateless_reverse_rule(dp, p, guest, ingress) != CLS_NO_RULE;
-	if (!maybe)
-		return true;
-	int dir = 0;
-	struct conn *c = conntrack_lookup(dp->ct, &p->key, &dir);
-	uint16_t path_idx;
-	uint8_t action;
-	bool reverse;
-	if (c) {
-		conntrack_update(dp->ct, c, dir, p->lay.tcp_flags, p->len, dp->now_ns);
-		if (c->fp == FP_DROP) {
-			dp_drop(dp, p, DROP_FLOW_DROP);
-			return false;
-		}
-		if (c->fp == FP_ALLOW || c->action == RULE_SKIP)
-			return true;
-		path_idx = path_index(hc, c->spi_fwd);
-		if (path_idx == PATH_NONE || !hostcfg_path_live(hc, path_idx)) {
-			/* its path died: move the flow to a live path of its chain */
-			uint16_t chain = path_idx != PATH_NONE ? hc->ps->paths[path_idx].chain : c->chain;
-			path_idx = hostcfg_pick_path(hc, chain, flow_key_hash_sym(&p->key));
-			if (path_idx == PATH_NONE) {
-				dp_drop(dp, p, DROP_RULE_BLOCK);
-				return false;
-			}
-			c->spi_fwd = hc->ps->paths[path_idx].spi_fwd;
-			c->spi_rev = hc->ps->paths[path_idx].spi_rev;
-			dp->flows_repinned++;
-		}
-		action = c->action;
-		reverse = dir == 1;
-	} else {
-		reverse = false;
-		if (rule == CLS_NO_RULE && dp->ct_overflow) {
-			rule = stateless_reverse_rule(dp, p, guest, ingress);
-			reverse = rule != CLS_NO_RULE;
-		}
-		if (rule == CLS_NO_RULE)
-			return true;
-		const struct topo_rule *r = &hc->topo->rules[rule];
-		dp->rule_hits[rule]++;
-		if (r->action == RULE_SKIP || r->chain == TOPO_NO_INDEX)
-			return true;
-		path_idx = hostcfg_pick_path(hc, r->chain, flow_key_hash_sym(&p->key));
-		if (path_idx == PATH_NONE) {
-			dp_drop(dp, p, DROP_RULE_BLOCK);
-			return false;
-		}
-		action = (uint8_t)r->action;
-		if (!reverse) {
-			c = conntrack_insert(dp->ct, &p->key, (uint16_t)(guest * 2 + (ingress ? 0 : 1)), dp->now_ns);
-			if (c) {
-				c->spi_fwd = hc->ps->paths[path_idx].spi_fwd;
-				c->spi_rev = hc->ps->paths[path_idx].spi_rev;
-				c->chain = r->chain;
-				c->rule = rule;
-				c->action = action;
-				conntrack_update(dp->ct, c, 0, p->lay.tcp_flags, p->len, dp->now_ns);
-			} else {
-				dp->ct_overflow = true;
-				dp->stateless_flows++;
-			}
-		}
-	}
-	if (action == RULE_COPY) {
-		struct pkt *copy = pkt_clone(dp->pool, p);
-		if (!copy) {
-			dp->drops[DROP_POOL_EMPTY]++;
-			return true;
-		}
-		dp->copies++;
-		steer(dp, copy, path_idx, reverse, guest, ingress, true);
-		return true;
-	}
-	steer(dp, p, path_idx, reverse, guest, ingress, false);
-	return false;
-}
-
-/* ---- guest plane -------------------------------------------------------- */
+/* ---- L2: the guest plane ------------------------------------------------- */
 
 static void deliver_to_guest(struct datapath *dp, struct pkt *p, uint16_t port)
 {
-	if (!(p->flags & PKT_F_INGRESS_DONE)) {
-		p->flags |= PKT_F_INGRESS_DONE;
-		if (!classify(dp, p, dp->hc->ports[port].ref, true))
-			return;
-	}
-	emit(dp, port, p);
-}
-
-static void guest_plane_forward(struct datapath *dp, struct pkt *p, uint32_t vni)
-{
-	const struct hostcfg *hc = dp->hc;
-	struct mac dst;
-	memcpy(dst.b, p->data, 6);
-	uint16_t out = mac_is_multicast(&dst) ? PORT_NONE : guest_plane_lookup(dp->gp, vni, &dst);
-	if (out != PORT_NONE) {
-		if (out == p->in_port) {
-			dp_drop(dp, p, DROP_L2_HAIRPIN);
-			return;
-		}
-		deliver_to_guest(dp, p, out);
+	if (p->flags & PKT_F_INGRESS_DONE) {
+		emit(dp, port, p);
 		return;
 	}
-	/* broadcast, multicast, unknown unicast: every other guest port of the network */
+	p->flags |= PKT_F_INGRESS_DONE;
+	p->key.zone = (uint16_t)(dp->hc->ports[port].ref * 2 + 1);
+	p->out_port = port;
+	enq(dp, ST_CLASSIFY, p);
+}
+
+static void flood(struct datapath *dp, struct pkt *p, uint32_t vni)
+{
+	const struct hostcfg *hc = dp->hc;
 	uint16_t last = PORT_NONE;
 	for (uint16_t i = 0; i < hc->n_ports; i++) {
 		if (hc->ports[i].kind != PORT_GUEST || hc->ports[i].vni != vni || i == p->in_port)
 			continue;
 		if (last != PORT_NONE) {
 			struct pkt *c = pkt_clone(dp->pool, p);
-			if (c) {
-				c->flags |= PKT_F_INGRESS_DONE;
+			if (c)
 				emit(dp, last, c);
-			} else {
+			else
 				dp->drops[DROP_POOL_EMPTY]++;
-			}
 		}
 		last = i;
 	}
-	if (last == PORT_NONE) {
+	if (last == PORT_NONE)
 		dp_drop(dp, p, DROP_L2_NO_PORT);
-		return;
-	}
-	p->flags |= PKT_F_INGRESS_DONE;
-	emit(dp, last, p);
+	else
+		emit(dp, last, p);
 }
 
-/* ---- input -------------------------------------------------------------- */
-
-static bool is_spmac(const struct hostcfg *hc, const struct mac *m)
+static void stage_l2(struct datapath *dp, struct pkt **v, uint32_t n)
 {
-	struct spmac_owner o;
-	if (m->b[0] != 0x02 || (m->b[1] != 0xd7 && m->b[1] != 0xd8))
-		return false;
-	return path_spmac_lookup(hc->ps, hc->topo, m, &o);
-}
-
-static void from_guest(struct datapath *dp, struct pkt *p)
-{
-	const struct hc_port *hp = &dp->hc->ports[p->in_port];
-	enum drop_reason why = (p->flags & PKT_F_PARSED) ? DROP_NONE : wire_parse(p);
-	/* a guest never reaches the service plane, whatever it sends */
-	struct mac dst, src;
-	if (p->len >= ETH_HLEN) {
+	for (uint32_t i = 0; i < n; i++) {
+		struct pkt *p = v[i];
+		uint32_t vni = p->key.vni;
+		struct mac dst;
 		memcpy(dst.b, p->data, 6);
-		memcpy(src.b, p->data + 6, 6);
-		if (rd16(p->data + 12) == ETH_P_NSH || (why == DROP_NONE && p->lay.ethertype == ETH_P_NSH) ||
-		    is_spmac(dp->hc, &dst) || is_spmac(dp->hc, &src))
-			why = DROP_GUEST_SERVICE_PLANE;
+		uint16_t out = mac_is_multicast(&dst) ? PORT_NONE : guest_plane_lookup(dp->gp, vni, &dst);
+		if (out == PORT_NONE) {
+			/* broadcast, multicast, unknown unicast: every other guest port of the network */
+			flood(dp, p, vni);
+			continue;
+		}
+		if (out == p->in_port) {
+			dp_drop(dp, p, DROP_L2_HAIRPIN);
+			continue;
+		}
+		deliver_to_guest(dp, p, out);
 	}
-	if (why != DROP_NONE) {
-		dp_drop(dp, p, why);
-		return;
-	}
-	p->flags &= ~PKT_F_HAS_MD;
-	if (!mac_eq(&src, &dp->hc->topo->guests[hp->ref].mac))
-		guest_plane_learn(dp->gp, hp->vni, &src, p->in_port, dp->now_ns);
-	p->key.vni = hp->vni;
-	p->flags |= PKT_F_EGRESS_DONE;
-	if (!classify(dp, p, hp->ref, false))
-		return;
-	guest_plane_forward(dp, p, hp->vni);
 }
 
-static void from_node(struct datapath *dp, struct pkt *p)
+/* ---- input --------------------------------------------------------------- */
+
+typedef void (*stage_fn)(struct datapath *dp, struct pkt **v, uint32_t n);
+
+static const stage_fn stages[ST__MAX] = {
+	[ST_GUEST_RX] = stage_guest_rx, [ST_NODE_RX] = stage_node_rx, [ST_CLASSIFY] = stage_classify,
+	[ST_SP_FWD] = stage_sp_fwd,     [ST_TO_NODE] = stage_to_node, [ST_HOME] = stage_home,
+	[ST_L2] = stage_l2,
+};
+
+/* Run every stage until all queues are empty. */
+static void run(struct datapath *dp)
 {
-	const struct hc_port *hp = &dp->hc->ports[p->in_port];
-	uint16_t node = hp->ref;
-	enum drop_reason why = DROP_NONE;
-	switch (service_proxy_from_node(dp->hc, dp->spx, node, p, dp->now_ns, &why)) {
-	case SPX_OK:
-		break;
-	case SPX_REPLY:
-		emit(dp, p->in_port, p);
-		return;
-	case SPX_DROP:
-		dp->node_stats[node].drops++;
-		dp_drop(dp, p, why);
-		return;
-	}
-	dp->node_stats[node].from_node++;
-	if (!dp->hc->node_up[node]) {
-		dp_drop(dp, p, DROP_SN_DOWN);
-		return;
-	}
-	to_service_plane(dp, p, &dp->hc->ps->node_spmac[node], false);
+	bool more;
+	do {
+		more = false;
+		for (int s = 0; s < ST__MAX; s++) {
+			struct pkt *v[BATCH_MAX];
+			uint32_t n = deq(dp, (enum dp_stage)s, v);
+			if (n) {
+				stages[s](dp, v, n);
+				more = true;
+			}
+		}
+	} while (more);
 }
 
 void dp_input(struct datapath *dp, uint16_t port, struct pkt **pkts, uint32_t n)
@@ -407,18 +553,13 @@ void dp_input(struct datapath *dp, uint16_t port, struct pkt **pkts, uint32_t n)
 	}
 	struct dp_port_stats *st = &dp->port_stats[port];
 	st->rx_pkts += n;
-	bool guest = dp->hc->ports[port].kind == PORT_GUEST;
+	enum dp_stage s = dp->hc->ports[port].kind == PORT_GUEST ? ST_GUEST_RX : ST_NODE_RX;
 	for (uint32_t i = 0; i < n; i++) {
-		struct pkt *p = pkts[i];
-		st->rx_bytes += p->len;
-		p->in_port = port;
-		if (i + 1 < n)
-			__builtin_prefetch(pkts[i + 1]->data);
-		if (guest)
-			from_guest(dp, p);
-		else
-			from_node(dp, p);
+		st->rx_bytes += pkts[i]->len;
+		pkts[i]->in_port = port;
+		enq(dp, s, pkts[i]);
 	}
+	run(dp);
 }
 
 /* ---- lifecycle ---------------------------------------------------------- */
@@ -458,7 +599,12 @@ struct datapath *dp_create(struct hostcfg *hc, uint32_t pool_size, uint32_t ct_c
 		return NULL;
 	dp->pool = pkt_pool_create(pool_size);
 	dp->ct = conntrack_create(ct_capacity);
-	dp->spx = spx_table_create(65536);
+	/* proxy flow state: one entry per flow and node (three at routed and
+	 * nsh nodes, for NAT): twice the connections, within bounds */
+	uint32_t spx_cap = 1u << 16;
+	while (spx_cap < 2 * (uint64_t)ct_capacity && spx_cap < (1u << 23))
+		spx_cap <<= 1;
+	dp->spx = spx_table_create(spx_cap);
 	dp->gp = calloc(1, sizeof(*dp->gp));
 	dp->tx = tx;
 	dp->tx_ctx = tx_ctx;

@@ -31,6 +31,15 @@ struct dp_node_stats {
 	uint64_t to_node, from_node, drops;
 };
 
+enum dp_stage { ST_GUEST_RX, ST_NODE_RX, ST_CLASSIFY, ST_SP_FWD, ST_TO_NODE, ST_HOME, ST_L2, ST__MAX };
+
+#define DP_QUEUE 1024
+
+struct dp_queue {
+	uint32_t head, n;
+	struct pkt *p[DP_QUEUE];
+};
+
 struct dp_path_stats {
 	uint64_t fwd_pkts, rev_pkts;
 };
@@ -53,6 +62,7 @@ struct datapath {
 	uint8_t *nat_guest;     /* [n_guests]: a NAT alias exists at this guest's points */
 	struct dp_node_stats *node_stats; /* [n_nodes] */
 	struct dp_path_stats *path_stats; /* [n_paths] */
+	struct dp_queue q[ST__MAX];
 	uint64_t drops[DROP__MAX];
 	uint64_t stateless_flows, copies, flows_repinned, nat_aliases;
 };

@@ -3,8 +3,9 @@
  * design: each worker owns its own pool. */
 #include "pkt.h"
 
+#include "hugemem.h"
+
 #include <stdlib.h>
-#include <sys/mman.h>
 
 struct pkt_pool {
 	struct pkt *mem;
@@ -19,6 +20,7 @@ void pkt_reset(struct pkt *p)
 	p->len = 0;
 	p->in_port = p->out_port = 0xffff;
 	p->hash = 0;
+	p->sp_hash = 0;
 	p->flags = 0;
 	p->next = 0;
 	p->md.n_unknown = 0;
@@ -32,11 +34,10 @@ struct pkt_pool *pkt_pool_create(uint32_t n)
 	if (!pool)
 		return NULL;
 	size_t bytes = (size_t)n * sizeof(struct pkt);
-	pool->mem = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	pool->mem = hugemem_alloc(bytes);
 	pool->stack = calloc(n, sizeof(*pool->stack));
-	if (pool->mem == MAP_FAILED || !pool->stack) {
-		if (pool->mem != MAP_FAILED)
-			munmap(pool->mem, bytes);
+	if (!pool->mem || !pool->stack) {
+		hugemem_free(pool->mem, bytes);
 		free(pool->stack);
 		free(pool);
 		return NULL;
@@ -55,7 +56,7 @@ void pkt_pool_destroy(struct pkt_pool *pool)
 {
 	if (!pool)
 		return;
-	munmap(pool->mem, (size_t)pool->size * sizeof(struct pkt));
+	hugemem_free(pool->mem, (size_t)pool->size * sizeof(struct pkt));
 	free(pool->stack);
 	free(pool);
 }

@@ -36,6 +36,8 @@ struct sp_meta {
 	uint16_t fp_service;   /* service index the flow-programming message is about */
 	uint16_t flow_tag;     /* hash of the 5-tuple as the port proxy sent it: a node rewrote it (NAT) if it differs at home */
 	uint8_t ingress;       /* classified at the destination (ingress rule) */
+	uint16_t path_plus1;   /* this host's index of the path + 1 (0 = unknown); a cache, never on the wire */
+	uint8_t path_rev;      /* with path_plus1: the reverse direction */
 	uint8_t n_unknown;     /* bytes of unknown non-critical TLVs kept below */
 	uint8_t unknown[64];   /* carried through untouched */
 };
@@ -61,7 +63,8 @@ struct pkt {
 	uint16_t out_port;    /* port id chosen by forwarding */
 	uint32_t hash;        /* flow hash, 0 = not computed */
 	uint32_t flags;       /* PKT_F_* */
-	uint16_t next;        /* next stage, used by the engine */
+	uint16_t next;        /* engine scratch: the node a packet goes to or comes from */
+	uint64_t sp_hash;     /* engine scratch: flow-state hash computed when it was prefetched (0 = none) */
 	uint32_t pool_idx;    /* owner pool slot; do not touch */
 	struct pkt_layout lay;
 	struct flow_key key;
@@ -74,6 +77,7 @@ struct pkt {
 #define PKT_F_CSUM_PARTIAL (1u << 2) /* L4 checksum must be completed before TX */
 #define PKT_F_INGRESS_DONE (1u << 3) /* ingress classification already applied */
 #define PKT_F_EGRESS_DONE (1u << 4)  /* egress classification already applied */
+#define PKT_F_SP_FIRST (1u << 5)     /* entering the service plane at the port proxy */
 
 static inline uint8_t *pkt_end(const struct pkt *p) { return p->data + p->len; }
 static inline size_t pkt_headroom(const struct pkt *p) { return (size_t)(p->data - p->buf); }

@@ -18,9 +18,19 @@ struct sp_dest service_plane_forward(const struct hostcfg *hc, struct pkt *p, co
 {
 	struct sp_dest d = {.kind = SPD_NONE};
 	bool reverse;
-	const struct path *path = path_by_spi(hc->ps, p->md.spi, &reverse);
-	if (!path)
-		return d;
+	const struct path *path = NULL;
+	uint16_t pi = (uint16_t)(p->md.path_plus1 - 1);
+	if (p->md.path_plus1 && pi < hc->ps->n_paths &&
+	    (p->md.path_rev ? hc->ps->paths[pi].spi_rev : hc->ps->paths[pi].spi_fwd) == p->md.spi) {
+		path = &hc->ps->paths[pi];
+		reverse = p->md.path_rev;
+	} else {
+		path = path_by_spi(hc->ps, p->md.spi, &reverse);
+		if (!path)
+			return d;
+		p->md.path_plus1 = (uint16_t)(path - hc->ps->paths + 1);
+		p->md.path_rev = reverse;
+	}
 	memcpy(p->data + 6, from->b, 6);
 	uint8_t si;
 	uint16_t node;

@@ -4,11 +4,13 @@
 #include <netinet/in.h>
 #include <stdlib.h>
 
+#include "hugemem.h"
 #include "nsh.h"
 #include "wire.h"
 
-#define SPX_PROBE 16
-#define SPX_STALE_NS (300ull * 1000000000ull)
+#define SPX_WAYS 4
+#define SPX_SEED 0x5b7
+#define SPX_STALE_S 300
 
 enum spx_kind { SPX_EXACT = 1, SPX_SRC_EP = 2, SPX_DST_EP = 3 };
 
@@ -19,16 +21,27 @@ struct spx_key {
 	uint16_t node;
 };
 
-struct spx_entry {
-	struct spx_key key;
-	uint8_t used;
-	uint64_t ts;
-	struct sp_meta md;
-};
+/* The metadata a node cannot carry: struct sp_meta up to its unknown TLVs
+ * (those travel between hosts, not through SFC-unaware nodes). */
+#define SPX_MD_BYTES offsetof(struct sp_meta, n_unknown)
+_Static_assert(SPX_MD_BYTES <= 64, "a flow-state entry is one cache line");
+
+/* A set: the 64-bit hashes of its keys (a false match needs two keys of
+ * one set to collide on 64 bits) and their last-use times, one cache line;
+ * the metadata of each way is one more line. */
+struct spx_set {
+	uint64_t khash[SPX_WAYS]; /* 0 = empty */
+	uint32_t used_s[SPX_WAYS];
+} __attribute__((aligned(64)));
+
+struct spx_md {
+	uint8_t b[64];
+} __attribute__((aligned(64)));
 
 struct spx_table {
-	uint32_t mask;
-	struct spx_entry *e;
+	uint32_t set_mask;
+	struct spx_set *sets;
+	struct spx_md *md;      /* [sets * WAYS] */
 	uint64_t entries, evicted, misses;
 };
 
@@ -39,19 +52,22 @@ struct spx_table *spx_table_create(uint32_t cap)
 	struct spx_table *t = calloc(1, sizeof(*t));
 	if (!t)
 		return NULL;
-	t->e = calloc(cap, sizeof(*t->e));
-	if (!t->e) {
-		free(t);
+	uint32_t nsets = cap / SPX_WAYS;
+	t->set_mask = nsets - 1;
+	t->sets = hugemem_alloc((size_t)nsets * sizeof(*t->sets));
+	t->md = hugemem_alloc((size_t)cap * sizeof(*t->md));
+	if (!t->sets || !t->md) {
+		spx_table_destroy(t);
 		return NULL;
 	}
-	t->mask = cap - 1;
 	return t;
 }
 
 void spx_table_destroy(struct spx_table *t)
 {
 	if (t) {
-		free(t->e);
+		hugemem_free(t->sets, (size_t)(t->set_mask + 1) * sizeof(*t->sets));
+		hugemem_free(t->md, (size_t)(t->set_mask + 1) * SPX_WAYS * sizeof(*t->md));
 		free(t);
 	}
 }
@@ -63,113 +79,96 @@ void spx_table_stats(const struct spx_table *t, uint64_t *entries, uint64_t *evi
 	*misses = t->misses;
 }
 
-static void make_key(struct spx_key *k, enum spx_kind kind, uint16_t node, const struct flow_key *f)
+static uint64_t key_hash(enum spx_kind kind, uint16_t node, const struct flow_key *f)
 {
-	memset(k, 0, sizeof(*k));
-	k->kind = (uint8_t)kind;
-	k->node = node;
-	k->proto = f->proto;
+	struct spx_key k;
+	memset(&k, 0, sizeof(k));
+	k.kind = (uint8_t)kind;
+	k.node = node;
+	k.proto = f->proto;
 	switch (kind) {
 	case SPX_EXACT:
-		k->a = f->src, k->b = f->dst, k->pa = f->sport, k->pb = f->dport;
+		k.a = f->src, k.b = f->dst, k.pa = f->sport, k.pb = f->dport;
 		break;
 	case SPX_SRC_EP:
-		k->a = f->src, k->pa = f->sport;
+		k.a = f->src, k.pa = f->sport;
 		break;
 	case SPX_DST_EP:
-		k->a = f->dst, k->pa = f->dport;
+		k.a = f->dst, k.pa = f->dport;
 		break;
 	}
+	uint64_t h = hash_bytes(&k, sizeof(k), SPX_SEED);
+	return h ? h : 1;
 }
 
-static struct spx_entry *lookup(struct spx_table *t, const struct spx_key *k, uint64_t now, bool insert)
+static inline uint32_t now_s(uint64_t now_ns) { return (uint32_t)(now_ns / 1000000000ull) + 1; }
+
+/* Find the entry of hash h; with insert, make room for it when absent (its
+ * md is then the caller's to fill). */
+static uint8_t *lookup(struct spx_table *t, uint64_t h, uint64_t now, bool insert)
 {
-	uint32_t s = (uint32_t)hash_bytes(k, sizeof(*k), 0x5b7) & t->mask;
-	struct spx_entry *victim = NULL;
-	for (int i = 0; i < SPX_PROBE; i++, s = (s + 1) & t->mask) {
-		struct spx_entry *e = &t->e[s];
-		if (!e->used) {
-			/* entries are never removed: an unused slot ends the probe */
-			if (!insert)
-				return NULL;
-			if (!victim || victim->used)
-				victim = e;
-			break;
+	uint32_t set = (uint32_t)(h >> 40) & t->set_mask;
+	struct spx_set *s = &t->sets[set];
+	uint32_t ts = now_s(now);
+	int victim = 0;
+	for (int w = 0; w < SPX_WAYS; w++) {
+		bool live = s->khash[w] && ts - s->used_s[w] < SPX_STALE_S;
+		if (live && s->khash[w] == h) {
+			s->used_s[w] = ts;
+			return t->md[set * SPX_WAYS + (uint32_t)w].b;
 		}
-		bool live = e->used && now - e->ts < SPX_STALE_NS;
-		if (live && memcmp(&e->key, k, sizeof(*k)) == 0)
-			return e;
-		if (!insert)
-			continue;
-		if (!live) {
-			if (!victim || victim->used)
-				victim = e;
-		} else if (!victim || (victim->used && e->ts < victim->ts)) {
-			victim = e;
-		}
+		if (!live)
+			s->used_s[w] = 0; /* stale or empty: the best victim */
+		if (s->used_s[w] < s->used_s[victim])
+			victim = w;
 	}
 	if (!insert)
 		return NULL;
-	if (victim->used)
+	if (s->khash[victim] && s->used_s[victim])
 		t->evicted++;
 	else
 		t->entries++;
-	victim->used = 1;
-	victim->key = *k;
-	return victim;
+	s->khash[victim] = h;
+	s->used_s[victim] = ts;
+	return t->md[set * SPX_WAYS + (uint32_t)victim].b;
 }
 
-static bool md_same(const struct sp_meta *a, const struct sp_meta *b)
+static void record(struct spx_table *t, uint16_t node, bool nat_possible, const struct pkt *p, uint64_t now)
 {
-	return memcmp(a, b, offsetof(struct sp_meta, unknown)) == 0 &&
-	       memcmp(a->unknown, b->unknown, a->n_unknown) == 0;
-}
-
-static void record(struct spx_table *t, uint16_t node, const struct pkt *p, uint64_t now)
-{
-	struct spx_key k;
-	make_key(&k, SPX_EXACT, node, &p->key);
-	struct spx_entry *e = lookup(t, &k, now, false);
-	if (e && md_same(&e->md, &p->md) && now - e->ts < 1000000000ull) {
-		e->ts = now;
+	uint64_t h = p->sp_hash ? p->sp_hash : key_hash(SPX_EXACT, node, &p->key);
+	uint8_t *e = lookup(t, h, now, true);
+	if (memcmp(e, &p->md, SPX_MD_BYTES) == 0)
+		return; /* known flow: the lookup refreshed it */
+	memcpy(e, &p->md, SPX_MD_BYTES);
+	if (!nat_possible)
 		return;
-	}
-	static const enum spx_kind kinds[3] = {SPX_EXACT, SPX_SRC_EP, SPX_DST_EP};
-	for (int i = 0; i < 3; i++) {
-		make_key(&k, kinds[i], node, &p->key);
-		e = lookup(t, &k, now, true);
-		e->ts = now;
-		e->md = p->md;
-	}
+	memcpy(lookup(t, key_hash(SPX_SRC_EP, node, &p->key), now, true), &p->md, SPX_MD_BYTES);
+	memcpy(lookup(t, key_hash(SPX_DST_EP, node, &p->key), now, true), &p->md, SPX_MD_BYTES);
 }
 
 /* Find the metadata of a returned packet; learns NAT-rewritten tuples. */
-static bool recover(struct spx_table *t, uint16_t node, const struct flow_key *f, uint64_t now, struct sp_meta *md,
-		    bool *nat)
+static bool recover(struct spx_table *t, uint16_t node, bool nat_possible, const struct flow_key *f, uint64_t hash,
+		    uint64_t now, struct sp_meta *md)
 {
-	struct spx_key k;
-	make_key(&k, SPX_EXACT, node, f);
-	struct spx_entry *e = lookup(t, &k, now, false);
-	*nat = false;
-	if (!e) {
-		make_key(&k, SPX_SRC_EP, node, f);
-		e = lookup(t, &k, now, false);
-		if (!e) {
-			make_key(&k, SPX_DST_EP, node, f);
-			e = lookup(t, &k, now, false);
+	uint64_t exact = hash ? hash : key_hash(SPX_EXACT, node, f);
+	uint8_t *e = lookup(t, exact, now, false);
+	if (!e && nat_possible) {
+		e = lookup(t, key_hash(SPX_SRC_EP, node, f), now, false);
+		if (!e)
+			e = lookup(t, key_hash(SPX_DST_EP, node, f), now, false);
+		if (e) {
+			uint8_t m[SPX_MD_BYTES];
+			memcpy(m, e, sizeof(m));
+			e = lookup(t, exact, now, true);
+			memcpy(e, m, sizeof(m));
 		}
-		if (!e) {
-			t->misses++;
-			return false;
-		}
-		*nat = true;
-		struct sp_meta m = e->md;
-		make_key(&k, SPX_EXACT, node, f);
-		e = lookup(t, &k, now, true);
-		e->md = m;
 	}
-	e->ts = now;
-	*md = e->md;
+	if (!e) {
+		t->misses++;
+		return false;
+	}
+	memcpy(md, e, SPX_MD_BYTES);
+	md->n_unknown = 0;
 	return true;
 }
 
@@ -185,10 +184,7 @@ uint16_t service_proxy_to_node(const struct hostcfg *hc, struct spx_table *t, ui
 	const struct topology *topo = hc->topo;
 	const struct topo_node *nd = &topo->nodes[node];
 	const struct mac *proxy_mac = &hc->ps->node_spmac[node];
-	struct flow_key saved = p->key;
-	key_for_node(p);
-	record(t, node, p, now_ns);
-	p->key = saved;
+	record(t, node, topo->services[nd->service].mode != SVC_MODE_L2, p, now_ns);
 	uint8_t *eth = p->data;
 	switch (topo->services[nd->service].mode) {
 	case SVC_MODE_L2:
@@ -237,20 +233,18 @@ static enum spx_result answer_neighbour(const struct hostcfg *hc, uint16_t node,
 	return SPX_REPLY;
 }
 
-enum spx_result service_proxy_from_node(const struct hostcfg *hc, struct spx_table *t, uint16_t node,
-					struct pkt *p, uint64_t now_ns, enum drop_reason *why)
+enum spx_result service_proxy_rx_parse(const struct hostcfg *hc, uint16_t node, struct pkt *p, enum drop_reason *why)
 {
 	const struct topology *topo = hc->topo;
 	enum svc_mode mode = topo->services[topo->nodes[node].service].mode;
-	struct nsh_info info = {0};
+	p->sp_hash = 0;
 	if (mode == SVC_MODE_NSH) {
+		struct nsh_info info;
 		if (p->len < ETH_HLEN || rd16(p->data + 12) != ETH_P_NSH) {
 			*why = DROP_SN_NOT_NSH;
 			return SPX_DROP;
 		}
-		struct sp_meta tmp;
-		memset(&tmp, 0, sizeof(tmp));
-		*why = nsh_decode(p->data + ETH_HLEN, p->len - ETH_HLEN, topo->md_class, &info, &tmp);
+		*why = nsh_decode(p->data + ETH_HLEN, p->len - ETH_HLEN, topo->md_class, &info, NULL);
 		if (*why != DROP_NONE)
 			return SPX_DROP;
 		if (info.next_proto != NSH_NP_ETHERNET) {
@@ -258,6 +252,9 @@ enum spx_result service_proxy_from_node(const struct hostcfg *hc, struct spx_tab
 			return SPX_DROP;
 		}
 		pkt_pull(p, ETH_HLEN + info.hdr_len);
+		/* what the node returned, checked against what it was sent */
+		p->md.spi = info.spi;
+		p->md.si = info.si;
 	} else if (mode == SVC_MODE_L3) {
 		if (wire_is_arp_request(p->data, p->len) || wire_is_neigh_solicit(p->data, p->len)) {
 			*why = DROP_SN_NO_FLOW;
@@ -272,17 +269,36 @@ enum spx_result service_proxy_from_node(const struct hostcfg *hc, struct spx_tab
 		return SPX_DROP;
 	}
 	key_for_node(p);
-	bool nat;
-	if (!recover(t, node, &p->key, now_ns, &p->md, &nat)) {
+	return SPX_OK;
+}
+
+uint64_t service_proxy_prefetch(const struct spx_table *t, uint16_t node, const struct flow_key *f)
+{
+	uint64_t h = key_hash(SPX_EXACT, node, f);
+	uint32_t set = (uint32_t)(h >> 40) & t->set_mask;
+	__builtin_prefetch(&t->sets[set]);
+	const struct spx_md *m = &t->md[set * SPX_WAYS];
+	for (int w = 0; w < SPX_WAYS; w++)
+		__builtin_prefetch(&m[w]);
+	return h;
+}
+
+enum spx_result service_proxy_rx_finish(const struct hostcfg *hc, struct spx_table *t, uint16_t node, struct pkt *p,
+					uint64_t now_ns, enum drop_reason *why)
+{
+	enum svc_mode mode = hc->topo->services[hc->topo->nodes[node].service].mode;
+	uint32_t ret_spi = p->md.spi;
+	uint8_t ret_si = p->md.si;
+	if (!recover(t, node, mode != SVC_MODE_L2, &p->key, p->sp_hash, now_ns, &p->md)) {
 		*why = DROP_SN_NO_FLOW;
 		return SPX_DROP;
 	}
 	if (mode == SVC_MODE_NSH) {
-		if (info.spi != p->md.spi) {
+		if (ret_spi != p->md.spi) {
 			*why = DROP_SN_BAD_SPI;
 			return SPX_DROP;
 		}
-		if (info.si != p->md.si && info.si + 1 != p->md.si) {
+		if (ret_si != p->md.si && ret_si + 1 != p->md.si) {
 			*why = DROP_SN_BAD_SI;
 			return SPX_DROP;
 		}
@@ -297,4 +313,13 @@ enum spx_result service_proxy_from_node(const struct hostcfg *hc, struct spx_tab
 	p->key.vni = p->md.vni;
 	p->flags |= PKT_F_HAS_MD;
 	return SPX_OK;
+}
+
+enum spx_result service_proxy_from_node(const struct hostcfg *hc, struct spx_table *t, uint16_t node,
+					struct pkt *p, uint64_t now_ns, enum drop_reason *why)
+{
+	enum spx_result r = service_proxy_rx_parse(hc, node, p, why);
+	if (r != SPX_OK)
+		return r;
+	return service_proxy_rx_finish(hc, t, node, p, now_ns, why);
 }

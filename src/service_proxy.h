@@ -43,7 +43,16 @@ enum spx_result {
 	SPX_REPLY, /* p was turned into an ARP/ND answer: send it back out p->in_port */
 };
 
-/* A frame arrived on a port of local node `node`. */
+/* A frame arrived on a port of local node `node`: service_proxy_rx_parse
+ * (decode, answer ARP/ND), then service_proxy_rx_finish (recover the
+ * metadata, check the return); a vector of frames can prefetch the state
+ * between the two. service_proxy_from_node does both. */
+enum spx_result service_proxy_rx_parse(const struct hostcfg *hc, uint16_t node, struct pkt *p, enum drop_reason *why);
+enum spx_result service_proxy_rx_finish(const struct hostcfg *hc, struct spx_table *t, uint16_t node, struct pkt *p,
+					uint64_t now_ns, enum drop_reason *why);
+/* Prefetch the flow state of flow f at node (before to_node or rx_finish);
+ * returns the state's hash, for the caller to keep in pkt->sp_hash. */
+uint64_t service_proxy_prefetch(const struct spx_table *t, uint16_t node, const struct flow_key *f);
 enum spx_result service_proxy_from_node(const struct hostcfg *hc, struct spx_table *t, uint16_t node,
 					struct pkt *p, uint64_t now_ns, enum drop_reason *why);
 

@@ -317,7 +317,7 @@ static void stage_sp_fwd(struct datapath *dp, struct pkt **v, uint32_t n)
 				break;
 			}
 			p->next = d.node;
-			p->sp_hash = service_proxy_prefetch(dp->spx, d.node, &p->key);
+			p->sp_hash = service_proxy_prefetch(hc, dp->spx, d.node, p);
 			enq(dp, ST_TO_NODE, p);
 			break;
 		case SPD_PORT_PROXY:
@@ -366,7 +366,7 @@ static void stage_node_rx(struct datapath *dp, struct pkt **v, uint32_t n)
 		enum drop_reason why = DROP_NONE;
 		switch (service_proxy_rx_parse(hc, node, p, &why)) {
 		case SPX_OK:
-			p->sp_hash = service_proxy_prefetch(dp->spx, node, &p->key);
+			p->sp_hash = service_proxy_prefetch(hc, dp->spx, node, p);
 			ok[k++] = p;
 			break;
 		case SPX_REPLY:

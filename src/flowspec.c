@@ -29,7 +29,7 @@ static bool endpoint(const char *s, size_t n, bool want_port, struct ipaddr *a, 
 		if (close[1] == ':')
 			p = close + 2;
 		else if (close[1]) {
-			snprintf(err, errlen, "bad endpoint '%s'", s);
+			snprintf(err, errlen, "bad endpoint '%.*s'", (int)n, s);
 			return false;
 		}
 	} else {
@@ -109,6 +109,10 @@ bool flowspec_parse(const char *s, struct flow_key *k, char *err, size_t errlen)
 	}
 	if (k->proto == IPPROTO_ICMP && !ipaddr_is_v4(&k->src)) {
 		snprintf(err, errlen, "icmp is IPv4; use icmpv6");
+		return false;
+	}
+	if (k->proto == IPPROTO_ICMPV6 && ipaddr_is_v4(&k->src)) {
+		snprintf(err, errlen, "icmpv6 is IPv6; use icmp");
 		return false;
 	}
 	if (!ports) {

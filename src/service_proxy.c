@@ -19,12 +19,15 @@ struct spx_key {
 	uint16_t pa, pb;
 	uint8_t proto, kind;
 	uint16_t node;
+	uint32_t ctx;           /* nsh nodes: chain and direction, which they return */
 };
 
 /* The metadata a node cannot carry: struct sp_meta up to its unknown TLVs
  * (those travel between hosts, not through SFC-unaware nodes). */
 #define SPX_MD_BYTES offsetof(struct sp_meta, n_unknown)
-_Static_assert(SPX_MD_BYTES <= 64, "a flow-state entry is one cache line");
+#define SPX_FLAGS 63        /* byte of a slot after the metadata */
+#define SPX_AMBIGUOUS 0x01  /* two tenants or guests share this key: recover nothing */
+_Static_assert(SPX_MD_BYTES < SPX_FLAGS, "a flow-state entry is one cache line");
 
 /* A set: the 64-bit hashes of its keys (a false match needs two keys of
  * one set to collide on 64 bits) and their last-use times, one cache line;
@@ -79,12 +82,13 @@ void spx_table_stats(const struct spx_table *t, uint64_t *entries, uint64_t *evi
 	*misses = t->misses;
 }
 
-static uint64_t key_hash(enum spx_kind kind, uint16_t node, const struct flow_key *f)
+static uint64_t key_hash(enum spx_kind kind, uint16_t node, uint32_t ctx, const struct flow_key *f)
 {
 	struct spx_key k;
 	memset(&k, 0, sizeof(k));
 	k.kind = (uint8_t)kind;
 	k.node = node;
+	k.ctx = ctx;
 	k.proto = f->proto;
 	switch (kind) {
 	case SPX_EXACT:
@@ -105,7 +109,7 @@ static inline uint32_t now_s(uint64_t now_ns) { return (uint32_t)(now_ns / 10000
 
 /* Find the entry of hash h; with insert, make room for it when absent (its
  * md is then the caller's to fill). */
-static uint8_t *lookup(struct spx_table *t, uint64_t h, uint64_t now, bool insert)
+static uint8_t *lookup(struct spx_table *t, uint64_t h, uint64_t now, bool insert, bool *hit)
 {
 	uint32_t set = (uint32_t)(h >> 40) & t->set_mask;
 	struct spx_set *s = &t->sets[set];
@@ -115,6 +119,8 @@ static uint8_t *lookup(struct spx_table *t, uint64_t h, uint64_t now, bool inser
 		bool live = s->khash[w] && ts - s->used_s[w] < SPX_STALE_S;
 		if (live && s->khash[w] == h) {
 			s->used_s[w] = ts;
+			if (hit)
+				*hit = true;
 			return t->md[set * SPX_WAYS + (uint32_t)w].b;
 		}
 		if (!live)
@@ -122,6 +128,8 @@ static uint8_t *lookup(struct spx_table *t, uint64_t h, uint64_t now, bool inser
 		if (s->used_s[w] < s->used_s[victim])
 			victim = w;
 	}
+	if (hit)
+		*hit = false;
 	if (!insert)
 		return NULL;
 	if (s->khash[victim] && s->used_s[victim])
@@ -130,40 +138,68 @@ static uint8_t *lookup(struct spx_table *t, uint64_t h, uint64_t now, bool inser
 		t->entries++;
 	s->khash[victim] = h;
 	s->used_s[victim] = ts;
-	return t->md[set * SPX_WAYS + (uint32_t)victim].b;
+	uint8_t *e = t->md[set * SPX_WAYS + (uint32_t)victim].b;
+	e[SPX_FLAGS] = 0;
+	return e;
 }
 
-static void record(struct spx_table *t, uint16_t node, bool nat_possible, const struct pkt *p, uint64_t now)
+/* Does the metadata in a slot belong to another guest or tenant? */
+static bool other_owner(const uint8_t *slot, const struct sp_meta *md)
 {
-	uint64_t h = p->sp_hash ? p->sp_hash : key_hash(SPX_EXACT, node, &p->key);
-	uint8_t *e = lookup(t, h, now, true);
-	if (memcmp(e, &p->md, SPX_MD_BYTES) == 0)
+	struct sp_meta old;
+	memcpy(&old, slot, SPX_MD_BYTES);
+	return old.vni != md->vni || old.guest_port != md->guest_port || !ipaddr_eq(&old.ret_vtep, &md->ret_vtep);
+}
+
+/* Write md under hash h; a live key of another owner is marked ambiguous
+ * (fail closed: a packet is never handed to the wrong guest or tenant). */
+static void store(struct spx_table *t, uint64_t h, const struct sp_meta *md, uint64_t now)
+{
+	bool hit;
+	uint8_t *e = lookup(t, h, now, true, &hit);
+	if (hit && other_owner(e, md))
+		e[SPX_FLAGS] |= SPX_AMBIGUOUS;
+	memcpy(e, md, SPX_MD_BYTES);
+}
+
+static uint32_t key_ctx(enum svc_mode mode, const struct sp_meta *md)
+{
+	return mode == SVC_MODE_NSH ? (uint32_t)md->chain << 8 | md->dir | 0x80000000u : 0;
+}
+
+static void record(struct spx_table *t, uint16_t node, enum svc_mode mode, const struct pkt *p, uint64_t now)
+{
+	uint32_t ctx = key_ctx(mode, &p->md);
+	uint64_t h = p->sp_hash ? p->sp_hash : key_hash(SPX_EXACT, node, ctx, &p->key);
+	uint8_t *e = lookup(t, h, now, false, NULL);
+	if (e && memcmp(e, &p->md, SPX_MD_BYTES) == 0)
 		return; /* known flow: the lookup refreshed it */
-	memcpy(e, &p->md, SPX_MD_BYTES);
-	if (!nat_possible)
-		return;
-	memcpy(lookup(t, key_hash(SPX_SRC_EP, node, &p->key), now, true), &p->md, SPX_MD_BYTES);
-	memcpy(lookup(t, key_hash(SPX_DST_EP, node, &p->key), now, true), &p->md, SPX_MD_BYTES);
+	store(t, h, &p->md, now);
+	if (mode == SVC_MODE_L2)
+		return; /* a bridge does not rewrite addresses */
+	store(t, key_hash(SPX_SRC_EP, node, ctx, &p->key), &p->md, now);
+	store(t, key_hash(SPX_DST_EP, node, ctx, &p->key), &p->md, now);
 }
 
 /* Find the metadata of a returned packet; learns NAT-rewritten tuples. */
-static bool recover(struct spx_table *t, uint16_t node, bool nat_possible, const struct flow_key *f, uint64_t hash,
-		    uint64_t now, struct sp_meta *md)
+static bool recover(struct spx_table *t, uint16_t node, enum svc_mode mode, const struct pkt *p, uint64_t now,
+		    struct sp_meta *md)
 {
-	uint64_t exact = hash ? hash : key_hash(SPX_EXACT, node, f);
-	uint8_t *e = lookup(t, exact, now, false);
-	if (!e && nat_possible) {
-		e = lookup(t, key_hash(SPX_SRC_EP, node, f), now, false);
+	uint32_t ctx = key_ctx(mode, &p->md);
+	uint64_t exact = p->sp_hash ? p->sp_hash : key_hash(SPX_EXACT, node, ctx, &p->key);
+	uint8_t *e = lookup(t, exact, now, false, NULL);
+	if (!e && mode != SVC_MODE_L2) {
+		e = lookup(t, key_hash(SPX_SRC_EP, node, ctx, &p->key), now, false, NULL);
 		if (!e)
-			e = lookup(t, key_hash(SPX_DST_EP, node, f), now, false);
-		if (e) {
-			uint8_t m[SPX_MD_BYTES];
-			memcpy(m, e, sizeof(m));
-			e = lookup(t, exact, now, true);
-			memcpy(e, m, sizeof(m));
+			e = lookup(t, key_hash(SPX_DST_EP, node, ctx, &p->key), now, false, NULL);
+		if (e && !(e[SPX_FLAGS] & SPX_AMBIGUOUS)) {
+			struct sp_meta m;
+			memcpy(&m, e, SPX_MD_BYTES);
+			store(t, exact, &m, now);
+			e = lookup(t, exact, now, false, NULL);
 		}
 	}
-	if (!e) {
+	if (!e || (e[SPX_FLAGS] & SPX_AMBIGUOUS)) {
 		t->misses++;
 		return false;
 	}
@@ -184,7 +220,7 @@ uint16_t service_proxy_to_node(const struct hostcfg *hc, struct spx_table *t, ui
 	const struct topology *topo = hc->topo;
 	const struct topo_node *nd = &topo->nodes[node];
 	const struct mac *proxy_mac = &hc->ps->node_spmac[node];
-	record(t, node, topo->services[nd->service].mode != SVC_MODE_L2, p, now_ns);
+	record(t, node, topo->services[nd->service].mode, p, now_ns);
 	uint8_t *eth = p->data;
 	switch (topo->services[nd->service].mode) {
 	case SVC_MODE_L2:
@@ -244,7 +280,8 @@ enum spx_result service_proxy_rx_parse(const struct hostcfg *hc, uint16_t node, 
 			*why = DROP_SN_NOT_NSH;
 			return SPX_DROP;
 		}
-		*why = nsh_decode(p->data + ETH_HLEN, p->len - ETH_HLEN, topo->md_class, &info, NULL);
+		/* p->md receives what the node returned: SPI, SI, chain and direction */
+		*why = nsh_decode(p->data + ETH_HLEN, p->len - ETH_HLEN, topo->md_class, &info, &p->md);
 		if (*why != DROP_NONE)
 			return SPX_DROP;
 		if (info.next_proto != NSH_NP_ETHERNET) {
@@ -252,9 +289,6 @@ enum spx_result service_proxy_rx_parse(const struct hostcfg *hc, uint16_t node, 
 			return SPX_DROP;
 		}
 		pkt_pull(p, ETH_HLEN + info.hdr_len);
-		/* what the node returned, checked against what it was sent */
-		p->md.spi = info.spi;
-		p->md.si = info.si;
 	} else if (mode == SVC_MODE_L3) {
 		if (wire_is_arp_request(p->data, p->len) || wire_is_neigh_solicit(p->data, p->len)) {
 			*why = DROP_SN_NO_FLOW;
@@ -272,9 +306,11 @@ enum spx_result service_proxy_rx_parse(const struct hostcfg *hc, uint16_t node, 
 	return SPX_OK;
 }
 
-uint64_t service_proxy_prefetch(const struct spx_table *t, uint16_t node, const struct flow_key *f)
+uint64_t service_proxy_prefetch(const struct hostcfg *hc, const struct spx_table *t, uint16_t node,
+				const struct pkt *p)
 {
-	uint64_t h = key_hash(SPX_EXACT, node, f);
+	enum svc_mode mode = hc->topo->services[hc->topo->nodes[node].service].mode;
+	uint64_t h = key_hash(SPX_EXACT, node, key_ctx(mode, &p->md), &p->key);
 	uint32_t set = (uint32_t)(h >> 40) & t->set_mask;
 	__builtin_prefetch(&t->sets[set]);
 	const struct spx_md *m = &t->md[set * SPX_WAYS];
@@ -289,7 +325,7 @@ enum spx_result service_proxy_rx_finish(const struct hostcfg *hc, struct spx_tab
 	enum svc_mode mode = hc->topo->services[hc->topo->nodes[node].service].mode;
 	uint32_t ret_spi = p->md.spi;
 	uint8_t ret_si = p->md.si;
-	if (!recover(t, node, mode != SVC_MODE_L2, &p->key, p->sp_hash, now_ns, &p->md)) {
+	if (!recover(t, node, mode, p, now_ns, &p->md)) {
 		*why = DROP_SN_NO_FLOW;
 		return SPX_DROP;
 	}

@@ -205,6 +205,11 @@ static char *reply_error(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	/* the message may quote request bytes (jansson's parse errors do):
+	 * keep it valid UTF-8 by turning anything but printable ASCII into '?' */
+	for (char *m = msg; *m; m++)
+		if ((unsigned char)*m < 0x20 || (unsigned char)*m >= 0x7f)
+			*m = '?';
 	return reply_dump(json_pack("{s:b,s:s}", "ok", 0, "error", msg));
 }
 

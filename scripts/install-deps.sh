@@ -8,6 +8,7 @@ PKGS="
   iproute2 nftables ethtool bridge-utils
   netcat-openbsd curl iperf3 iputils-ping
   tcpdump tshark python3-scapy
+  openvswitch-switch
 "
 missing=""
 for p in $PKGS; do

@@ -10,7 +10,8 @@
  *   TO_NODE   service proxy: record, format         -> node port TX
  *   NODE_RX   service proxy: decode, recover, check -> SP_FWD
  *   HOME      port proxy: strip, restore MACs       -> L2 (egress) | guest TX (ingress)
- *   L2        guest plane: MAC table, flooding      -> CLASSIFY (ingress) | guest TX
+ *   L2        guest plane: MAC table, flooding      -> CLASSIFY (ingress) | guest TX | tunnel
+ *   TUNNEL_RX Geneve from another host: decap       -> L2 (guest plane) | TO_NODE | HOME
  *
  * Output frames collect in per-port batches handed to the tx callback.
  */
@@ -18,11 +19,15 @@
 
 #include <stdlib.h>
 
+#include "icmperr.h"
 #include "port_proxy.h"
 #include "service_plane.h"
+#include "tunnel.h"
 #include "wire.h"
 
 #define ZONE_NAT_ALIAS 0x8000
+
+static void enq(struct datapath *dp, enum dp_stage s, struct pkt *p);
 
 static void dp_drop(struct datapath *dp, struct pkt *p, enum drop_reason why)
 {
@@ -54,10 +59,108 @@ static void emit(struct datapath *dp, uint16_t port, struct pkt *p)
 		flush_port(dp, port);
 }
 
+static void flush_tunnel(struct datapath *dp)
+{
+	struct pkt_batch *b = &dp->tun_out;
+	if (!b->n)
+		return;
+	dp->tun_tx(dp->tun_ctx, b->p, dp->tun_dst, b->n);
+	pkt_free_bulk(dp->pool, b->p, b->n);
+	b->n = 0;
+}
+
 void dp_flush(struct datapath *dp)
 {
 	for (uint16_t i = 0; i < dp->n_ports; i++)
 		flush_port(dp, i);
+	flush_tunnel(dp);
+}
+
+void dp_set_tunnel(struct datapath *dp, dp_tunnel_fn fn, void *ctx)
+{
+	dp->tun_tx = fn;
+	dp->tun_ctx = ctx;
+}
+
+/* ---- the tunnel: Geneve to other hosts ---------------------------------- */
+
+/* p is an encapsulated Geneve payload for VTEP dst. */
+static void tunnel_send(struct datapath *dp, struct pkt *p, const struct ipaddr *dst)
+{
+	if (!dp->tun_tx) {
+		dp_drop(dp, p, DROP_SP_UNKNOWN_SPMAC);
+		return;
+	}
+	if (!p->hash) /* ECMP entropy for the outer UDP source port: the inner flow */
+		p->hash = (uint32_t)flow_key_hash_sym(&p->key) | 1;
+	struct pkt_batch *b = &dp->tun_out;
+	dp->tun_dst[b->n] = *dst;
+	batch_add(b, p);
+	if (batch_full(b))
+		flush_tunnel(dp);
+}
+
+static void send_guest_tunnel(struct datapath *dp, struct pkt *p, uint32_t vni, uint16_t host)
+{
+	enum drop_reason why = tunnel_encap_guest(p, vni);
+	if (why != DROP_NONE) {
+		dp_drop(dp, p, why);
+		return;
+	}
+	tunnel_send(dp, p, &dp->hc->topo->hosts[host].vtep);
+}
+
+/* The largest guest IP packet that fits the underlay with `encap` bytes of
+ * Geneve (+NSH) in front of its Ethernet header. */
+static uint32_t inner_mtu(const struct datapath *dp, const struct pkt *p, size_t encap)
+{
+	size_t l2 = p->lay.l3 != PKT_OFF_NONE ? p->lay.l3 : ETH_HLEN;
+	return tunnel_inner_mtu(dp->hc->mtu, !ipaddr_is_v4(&dp->hc->vtep), encap, l2);
+}
+
+/* Make a guest packet fit the tunnel before it leaves the host: fits
+ * (returns 1 with frags[0] = p), fragmented (IPv4 without DF: returns the
+ * number of fragments, p is freed), or answered with ICMP "fragmentation
+ * needed" / ICMPv6 "packet too big" to the guest it came from (returns 0). */
+static int fit_tunnel(struct datapath *dp, struct pkt *p, size_t encap, struct pkt **frags, uint32_t room)
+{
+	uint32_t mtu = inner_mtu(dp, p, encap);
+	switch (mtu_check(p->data, p->len, mtu)) {
+	case MTU_FITS:
+		frags[0] = p;
+		return 1;
+	case MTU_FRAGMENT: {
+		int n = ipv4_fragment(p, mtu, dp->pool, frags, room);
+		if (n <= 0) {
+			dp_drop(dp, p, n < 0 ? (enum drop_reason)-n : DROP_TOO_BIG);
+			return 0;
+		}
+		dp->mtu_fragmented++;
+		pkt_free(dp->pool, p);
+		return n;
+	}
+	case MTU_TOO_BIG: {
+		/* the answer goes to the sender over the guest plane: directly
+		 * when it is local, through the tunnel to its host when the packet
+		 * is steered at the receiving end (a reply on its reverse path) */
+		struct pkt *r = pkt_alloc(dp->pool);
+		if (r && icmperr_build_too_big(p->data, p->len, mtu, r) && wire_parse(r) == DROP_NONE) {
+			dp->mtu_too_big++;
+			r->key.vni = p->key.vni;
+			r->in_port = PORT_NONE;
+			r->flags |= PKT_F_EGRESS_DONE;
+			enq(dp, ST_L2, r);
+		} else if (r) {
+			pkt_free(dp->pool, r);
+		}
+		dp_drop(dp, p, DROP_TOO_BIG);
+		return 0;
+	}
+	case MTU_DROP:
+		break;
+	}
+	dp_drop(dp, p, DROP_TOO_BIG);
+	return 0;
 }
 
 /* ---- stage queues ------------------------------------------------------ */
@@ -140,6 +243,14 @@ static void classify_pass(struct datapath *dp, struct pkt *p)
 		enq(dp, ST_L2, p);
 }
 
+static bool path_crosses_hosts(const struct hostcfg *hc, const struct path *path)
+{
+	for (uint16_t i = 0; i < path->n_hops; i++)
+		if (hc->topo->nodes[path->nodes[i]].host != hc->self)
+			return true;
+	return false;
+}
+
 /* Put p (or, for `copy`, a duplicate) on the path: the port proxy. */
 static void steer(struct datapath *dp, struct pkt *p, uint16_t path_idx, bool reverse, bool is_copy)
 {
@@ -151,7 +262,16 @@ static void steer(struct datapath *dp, struct pkt *p, uint16_t path_idx, bool re
 	uint16_t guest = (p->key.zone & ~ZONE_NAT_ALIAS) / 2;
 	port_proxy_encap(dp->hc, p, path, reverse, guest, p->key.zone & 1, is_copy);
 	p->flags |= PKT_F_SP_FIRST;
-	enq(dp, ST_SP_FWD, p);
+	if (!path_crosses_hosts(dp->hc, path)) {
+		enq(dp, ST_SP_FWD, p);
+		return;
+	}
+	/* it will cross the underlay with the service-plane encapsulation:
+	 * make it fit here, where the guest can be told */
+	struct pkt *frags[64];
+	int n = fit_tunnel(dp, p, tunnel_sp_encap_len(&p->md), frags, ARRAY_SIZE(frags));
+	for (int i = 0; i < n; i++)
+		enq(dp, ST_SP_FWD, frags[i]);
 }
 
 static uint16_t path_index(const struct hostcfg *hc, uint32_t spi)
@@ -323,10 +443,14 @@ static void stage_sp_fwd(struct datapath *dp, struct pkt **v, uint32_t n)
 		case SPD_PORT_PROXY:
 			enq(dp, ST_HOME, p);
 			break;
-		case SPD_REMOTE:
-			/* hosts joined by Geneve: next issue */
-			dp_drop(dp, p, DROP_SP_UNKNOWN_SPMAC);
+		case SPD_REMOTE: {
+			enum drop_reason why = tunnel_encap_sp(p, hc->topo->sp_vni, hc->topo->md_class, p->md.ttl);
+			if (why != DROP_NONE)
+				dp_drop(dp, p, why);
+			else
+				tunnel_send(dp, p, &d.vtep);
 			break;
+		}
 		case SPD_NONE:
 			dp_drop(dp, p, DROP_SP_NO_NEXTHOP);
 			break;
@@ -479,6 +603,24 @@ static void flood(struct datapath *dp, struct pkt *p, uint32_t vni)
 {
 	const struct hostcfg *hc = dp->hc;
 	uint16_t last = PORT_NONE;
+	/* head-end replication to the other hosts of the network, unless the
+	 * frame came from one (split horizon) */
+	uint16_t net = (p->flags & PKT_F_FROM_TUNNEL) ? TOPO_NO_INDEX : hostcfg_network_by_vni(hc, vni);
+	bool sent = false;
+	for (uint16_t h = 0; net != TOPO_NO_INDEX && h < hc->topo->n_hosts; h++) {
+		if (h == hc->self || !hostcfg_net_on_host(hc, net, h))
+			continue;
+		sent = true;
+		struct pkt *c = pkt_clone(dp->pool, p);
+		if (!c) {
+			dp->drops[DROP_POOL_EMPTY]++;
+			continue;
+		}
+		struct pkt *frags[64];
+		int n = fit_tunnel(dp, c, TUNNEL_GUEST_ENCAP, frags, ARRAY_SIZE(frags));
+		for (int i = 0; i < n; i++)
+			send_guest_tunnel(dp, frags[i], vni, h);
+	}
 	for (uint16_t i = 0; i < hc->n_ports; i++) {
 		if (hc->ports[i].kind != PORT_GUEST || hc->ports[i].vni != vni || i == p->in_port)
 			continue;
@@ -491,10 +633,12 @@ static void flood(struct datapath *dp, struct pkt *p, uint32_t vni)
 		}
 		last = i;
 	}
-	if (last == PORT_NONE)
-		dp_drop(dp, p, DROP_L2_NO_PORT);
-	else
+	if (last != PORT_NONE)
 		emit(dp, last, p);
+	else if (sent)
+		pkt_free(dp->pool, p); /* delivered to other hosts only */
+	else
+		dp_drop(dp, p, DROP_L2_NO_PORT);
 }
 
 static void stage_l2(struct datapath *dp, struct pkt **v, uint32_t n)
@@ -504,7 +648,19 @@ static void stage_l2(struct datapath *dp, struct pkt **v, uint32_t n)
 		uint32_t vni = p->key.vni;
 		struct mac dst;
 		memcpy(dst.b, p->data, 6);
-		uint16_t out = mac_is_multicast(&dst) ? PORT_NONE : guest_plane_lookup(dp->gp, vni, &dst);
+		uint16_t host = 0;
+		uint16_t out = mac_is_multicast(&dst) ? PORT_NONE : guest_plane_lookup(dp->gp, vni, &dst, &host);
+		if (out == GP_REMOTE) {
+			if (p->flags & PKT_F_FROM_TUNNEL) { /* never back into the underlay */
+				dp_drop(dp, p, DROP_L2_HAIRPIN);
+				continue;
+			}
+			struct pkt *frags[64];
+			int k = fit_tunnel(dp, p, TUNNEL_GUEST_ENCAP, frags, ARRAY_SIZE(frags));
+			for (int f = 0; f < k; f++)
+				send_guest_tunnel(dp, frags[f], vni, host);
+			continue;
+		}
 		if (out == PORT_NONE) {
 			/* broadcast, multicast, unknown unicast: every other guest port of the network */
 			flood(dp, p, vni);
@@ -518,12 +674,69 @@ static void stage_l2(struct datapath *dp, struct pkt **v, uint32_t n)
 	}
 }
 
+/* ---- TUNNEL_RX ----------------------------------------------------------- */
+
+static void stage_tunnel_rx(struct datapath *dp, struct pkt **v, uint32_t n)
+{
+	const struct hostcfg *hc = dp->hc;
+	for (uint32_t i = 0; i < n; i++) {
+		struct pkt *p = v[i];
+		struct tunnel_rx r = tunnel_decap(p, hc->topo->md_class);
+		if (r.kind == TUN_DROP) {
+			dp_drop(dp, p, r.why);
+			continue;
+		}
+		enum drop_reason why = wire_parse(p);
+		if (why != DROP_NONE) {
+			dp_drop(dp, p, why);
+			continue;
+		}
+		if (r.kind == TUN_GUEST) {
+			uint16_t net = hostcfg_network_by_vni(hc, r.vni);
+			if (net == TOPO_NO_INDEX || !hostcfg_net_on_host(hc, net, hc->self)) {
+				dp_drop(dp, p, DROP_GUEST_NO_NETWORK);
+				continue;
+			}
+			p->key.vni = r.vni;
+			p->flags |= PKT_F_FROM_TUNNEL | PKT_F_EGRESS_DONE;
+			enq(dp, ST_L2, p);
+			continue;
+		}
+		/* service plane: switch on the destination spmac */
+		struct mac dst;
+		struct spmac_owner o;
+		memcpy(dst.b, p->data, 6);
+		if (r.vni != hc->topo->sp_vni || !path_spmac_lookup(hc->ps, hc->topo, &dst, &o)) {
+			dp_drop(dp, p, DROP_SP_UNKNOWN_SPMAC);
+			continue;
+		}
+		p->md.ttl = r.ttl;
+		p->key.vni = p->md.vni;
+		if (!o.is_node) {
+			if (o.index != hc->self) {
+				dp_drop(dp, p, DROP_SP_BAD_RETURN);
+				continue;
+			}
+			enq(dp, ST_HOME, p);
+			continue;
+		}
+		if (hc->topo->nodes[o.index].host != hc->self || !hc->node_up[o.index]) {
+			dp_drop(dp, p, hc->node_up[o.index] ? DROP_SP_UNKNOWN_SPMAC : DROP_SN_DOWN);
+			continue;
+		}
+		p->next = o.index;
+		p->sp_hash = service_proxy_prefetch(hc, dp->spx, o.index, p);
+		enq(dp, ST_TO_NODE, p);
+	}
+}
+
 /* ---- input --------------------------------------------------------------- */
 
 typedef void (*stage_fn)(struct datapath *dp, struct pkt **v, uint32_t n);
 
 static const stage_fn stages[ST__MAX] = {
-	[ST_GUEST_RX] = stage_guest_rx, [ST_NODE_RX] = stage_node_rx, [ST_CLASSIFY] = stage_classify,
+	[ST_GUEST_RX] = stage_guest_rx, [ST_NODE_RX] = stage_node_rx, [ST_TUNNEL_RX] = stage_tunnel_rx,
+	[ST_CLASSIFY] = stage_classify,
 	[ST_SP_FWD] = stage_sp_fwd,     [ST_TO_NODE] = stage_to_node, [ST_HOME] = stage_home,
 	[ST_L2] = stage_l2,
 };
@@ -543,6 +756,15 @@ static void run(struct datapath *dp)
 			}
 		}
 	} while (more);
+}
+
+void dp_input_tunnel(struct datapath *dp, struct pkt **pkts, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		pkts[i]->in_port = PORT_TUNNEL;
+		enq(dp, ST_TUNNEL_RX, pkts[i]);
+	}
+	run(dp);
 }
 
 void dp_input(struct datapath *dp, uint16_t port, struct pkt **pkts, uint32_t n)

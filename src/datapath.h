@@ -22,6 +22,10 @@
 /* Transmit frames on local port `port`. The callee copies or sends them;
  * the datapath frees the buffers when it returns. */
 typedef void (*dp_tx_fn)(void *ctx, uint16_t port, struct pkt **pkts, uint32_t n);
+/* Send Geneve payloads (UDP 6081) to VTEPs; the datapath frees the buffers. */
+typedef void (*dp_tunnel_fn)(void *ctx, struct pkt **pkts, const struct ipaddr *dst, uint32_t n);
+
+#define PORT_TUNNEL 0xfffd /* in_port of frames that came from another host */
 
 struct dp_port_stats {
 	uint64_t rx_pkts, rx_bytes, tx_pkts, tx_bytes, drops;
@@ -31,7 +35,7 @@ struct dp_node_stats {
 	uint64_t to_node, from_node, drops;
 };
 
-enum dp_stage { ST_GUEST_RX, ST_NODE_RX, ST_CLASSIFY, ST_SP_FWD, ST_TO_NODE, ST_HOME, ST_L2, ST__MAX };
+enum dp_stage { ST_GUEST_RX, ST_NODE_RX, ST_TUNNEL_RX, ST_CLASSIFY, ST_SP_FWD, ST_TO_NODE, ST_HOME, ST_L2, ST__MAX };
 
 #define DP_QUEUE 1024
 
@@ -52,6 +56,10 @@ struct datapath {
 	struct guest_plane *gp;
 	dp_tx_fn tx;
 	void *tx_ctx;
+	dp_tunnel_fn tun_tx;
+	void *tun_ctx;
+	struct pkt_batch tun_out;
+	struct ipaddr tun_dst[BATCH_MAX];
 	uint64_t now_ns;
 	bool ct_overflow;       /* table was full: replies may be stateless */
 
@@ -65,6 +73,7 @@ struct datapath {
 	struct dp_queue q[ST__MAX];
 	uint64_t drops[DROP__MAX];
 	uint64_t stateless_flows, copies, flows_repinned, nat_aliases;
+	uint64_t mtu_too_big, mtu_fragmented; /* guest packets answered with ICMP / fragmented for the tunnel */
 };
 
 /* pool_size buffers, ct_capacity connections. */
@@ -74,6 +83,10 @@ void dp_destroy(struct datapath *dp);
  * the same SPI keep it; the others are re-selected on their next packet. */
 bool dp_set_config(struct datapath *dp, struct hostcfg *hc);
 
+/* Where tunnelled packets go (hosts joined by Geneve). Without it they drop. */
+void dp_set_tunnel(struct datapath *dp, dp_tunnel_fn fn, void *ctx);
+/* Process n Geneve payloads received from known VTEPs. Takes ownership. */
+void dp_input_tunnel(struct datapath *dp, struct pkt **pkts, uint32_t n);
 /* Process n received frames of local port `port`. Takes ownership. */
 void dp_input(struct datapath *dp, uint16_t port, struct pkt **pkts, uint32_t n);
 /* Hand all pending output batches to the tx callback. */

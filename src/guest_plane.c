@@ -27,23 +27,25 @@ void guest_plane_load(struct guest_plane *gp, const struct hostcfg *hc)
 	memset(gp->t, 0, sizeof(gp->t));
 	const struct topology *t = hc->topo;
 	for (uint16_t g = 0; g < t->n_guests; g++) {
-		if (hc->guest_port[g] == PORT_NONE)
-			continue;
 		uint32_t vni = t->networks[t->guests[g].network].vni;
 		struct gp_entry *e = find(gp, vni, &t->guests[g].mac, true);
 		if (!e)
 			continue;
 		e->vni = vni;
 		e->mac = t->guests[g].mac;
-		e->port = hc->guest_port[g];
+		e->port = hc->guest_port[g] != PORT_NONE ? hc->guest_port[g] : GP_REMOTE;
+		e->host = t->guests[g].host;
 		e->is_static = 1;
 	}
 }
 
-uint16_t guest_plane_lookup(const struct guest_plane *gp, uint32_t vni, const struct mac *dst)
+uint16_t guest_plane_lookup(const struct guest_plane *gp, uint32_t vni, const struct mac *dst, uint16_t *host)
 {
 	const struct gp_entry *e = find((struct guest_plane *)gp, vni, dst, false);
-	return e ? e->port : PORT_NONE;
+	if (!e)
+		return PORT_NONE;
+	*host = e->host;
+	return e->port;
 }
 
 void guest_plane_learn(struct guest_plane *gp, uint32_t vni, const struct mac *src, uint16_t port, uint64_t now_ns)

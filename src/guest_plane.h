@@ -11,12 +11,13 @@
 #include "hostcfg.h"
 
 #define GP_TABLE_SIZE 4096 /* power of two */
-#define GP_REMOTE 0xfffe   /* (issue 3) the MAC lives behind a tunnel */
+#define GP_REMOTE 0xfffe   /* the MAC lives on another host: see gp_entry.host */
 
 struct gp_entry {
 	uint32_t vni;      /* 0 = empty */
 	struct mac mac;
-	uint16_t port;     /* local port id */
+	uint16_t port;     /* local port id, or GP_REMOTE */
+	uint16_t host;     /* GP_REMOTE: the host index */
 	uint8_t is_static;
 	uint64_t seen_ns;
 };
@@ -26,10 +27,12 @@ struct guest_plane {
 	uint64_t learned, learn_refused;
 };
 
-/* Reset, then load static entries for every local guest of hc. */
+/* Reset, then load static entries for every guest of hc: local ones to
+ * their ports, remote ones to their hosts. */
 void guest_plane_load(struct guest_plane *gp, const struct hostcfg *hc);
-/* Output port for (vni, dst); PORT_NONE if unknown. */
-uint16_t guest_plane_lookup(const struct guest_plane *gp, uint32_t vni, const struct mac *dst);
+/* Output port for (vni, dst): a local port, GP_REMOTE (then *host is set),
+ * or PORT_NONE if unknown. */
+uint16_t guest_plane_lookup(const struct guest_plane *gp, uint32_t vni, const struct mac *dst, uint16_t *host);
 /* Learn src on port (no-op for static entries and multicast sources). */
 void guest_plane_learn(struct guest_plane *gp, uint32_t vni, const struct mac *src, uint16_t port,
 		       uint64_t now_ns);

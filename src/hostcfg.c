@@ -81,15 +81,23 @@ struct hostcfg *hostcfg_build(struct topology *t, const char *host, char *err, s
 	hc->node_port = calloc(t->n_nodes + 1u, sizeof(*hc->node_port));
 	hc->node_up = calloc(t->n_nodes + 1u, 1);
 	hc->guest_rules = calloc(t->n_guests + 1u, 1);
+	hc->peers = calloc(t->n_hosts + 1u, sizeof(*hc->peers));
+	hc->net_hosts = calloc((size_t)t->n_networks * t->n_hosts + 1u, 1);
 	hc->sel = calloc(t->n_chains + 1u, sizeof(*hc->sel));
 	hc->bypass = calloc(t->n_chains + 1u, sizeof(*hc->bypass));
 	hc->blocked = calloc(t->n_chains + 1u, 1);
-	if (!hc->ps || !hc->cls || !hc->ports || !hc->guest_port || !hc->node_port || !hc->node_up || !hc->guest_rules || !hc->sel ||
+	if (!hc->ps || !hc->cls || !hc->ports || !hc->guest_port || !hc->node_port || !hc->node_up || !hc->guest_rules || !hc->peers || !hc->net_hosts || !hc->sel ||
 	    !hc->bypass || !hc->blocked) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
 	hc->pp_spmac = hc->ps->host_spmac[hc->self];
+	hc->mtu = t->hosts[hc->self].mtu ? t->hosts[hc->self].mtu : 1500;
+	for (uint16_t h = 0; h < t->n_hosts; h++)
+		if (h != hc->self)
+			hc->peers[hc->n_peers++] = t->hosts[h].vtep;
+	for (uint16_t g = 0; g < t->n_guests; g++)
+		hc->net_hosts[(size_t)t->guests[g].network * t->n_hosts + t->guests[g].host] = 1;
 	for (uint16_t g = 0; g < t->n_guests; g++) {
 		hc->guest_port[g] = PORT_NONE;
 		if (t->guests[g].host != hc->self)
@@ -146,6 +154,8 @@ void hostcfg_free(struct hostcfg *hc)
 	free(hc->blocked);
 	free(hc->node_up);
 	free(hc->guest_rules);
+	free(hc->peers);
+	free(hc->net_hosts);
 	free(hc->node_port);
 	free(hc->guest_port);
 	free(hc->ports);
@@ -211,4 +221,12 @@ uint16_t hostcfg_port_by_ifname(const struct hostcfg *hc, const char *ifname)
 		if (strcmp(hc->ports[i].ifname, ifname) == 0)
 			return i;
 	return PORT_NONE;
+}
+
+uint16_t hostcfg_network_by_vni(const struct hostcfg *hc, uint32_t vni)
+{
+	for (uint16_t n = 0; n < hc->topo->n_networks; n++)
+		if (hc->topo->networks[n].vni == vni)
+			return n;
+	return TOPO_NO_INDEX;
 }

@@ -45,6 +45,12 @@ struct hostcfg {
 	uint16_t (*node_port)[2];/* [n_nodes]: local port ids ([0] single/in, [1] out) */
 	uint8_t *guest_rules;    /* [n_guests]: bit 0 rules at egress, bit 1 rules at ingress */
 
+	/* hosts joined by Geneve */
+	uint16_t n_peers;
+	struct ipaddr *peers;    /* VTEPs of every other host */
+	uint8_t *net_hosts;      /* [n_networks * n_hosts]: host has guests in the network */
+	uint16_t mtu;            /* this host's underlay MTU */
+
 	/* liveness and selection */
 	uint8_t *node_up;        /* [n_nodes] */
 	struct selector **sel;   /* [n_chains] over that chain's paths */
@@ -78,5 +84,11 @@ uint16_t hostcfg_next_hop(const struct hostcfg *hc, const struct path *p, bool r
 			  uint8_t *si_out);
 
 uint16_t hostcfg_port_by_ifname(const struct hostcfg *hc, const char *ifname);
+/* Network index of a guest-plane VNI; TOPO_NO_INDEX if none. */
+uint16_t hostcfg_network_by_vni(const struct hostcfg *hc, uint32_t vni);
+static inline bool hostcfg_net_on_host(const struct hostcfg *hc, uint16_t net, uint16_t host)
+{
+	return hc->net_hosts[(size_t)net * hc->topo->n_hosts + host];
+}
 
 #endif

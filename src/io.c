@@ -7,6 +7,7 @@
  * frame larger than PKT_DATA_ROOM in a packet buffer. */
 #include "io_int.h"
 
+#include <netinet/in.h>
 #include <stdio.h>
 
 #include "wire.h"
@@ -137,6 +138,9 @@ static uint32_t l2_len(const uint8_t *f, uint32_t len)
 	return off + 2 <= len ? off + 2 : 0;
 }
 
+static enum io_rx_res rx_single(struct io_port *p, struct pkt_pool *pool, const uint8_t *frame, uint32_t len,
+				const struct io_rxinfo *ri, struct pkt **out, uint32_t *n);
+
 static enum io_rx_res rx_oversize(struct io_port *p, struct pkt_pool *pool, const uint8_t *frame,
 				  uint32_t len, uint32_t l3len, const struct io_rxinfo *ri, struct pkt **out,
 				  uint32_t *n, uint32_t max)
@@ -148,7 +152,23 @@ static enum io_rx_res rx_oversize(struct io_port *p, struct pkt_pool *pool, cons
 		IO_STAT_ADD(p, rx_nobuf, 1);
 		return IO_RX_AGAIN;
 	}
-	int r = wire_tcp_segment(frame, len, p->mtu, pool, p->pend, IO_GSO_MAX_SEGS);
+	/* cut where the sender asked (its MSS, after path MTU discovery),
+	 * never above the port MTU */
+	uint32_t seg_mtu = p->mtu;
+	if (ri->gso_size) {
+		struct pkt_layout lay;
+		struct flow_key key;
+		if (wire_parse_buf(frame, len, &lay, &key) == DROP_NONE && lay.l4proto == IPPROTO_TCP &&
+		    lay.payload != PKT_OFF_NONE) {
+			uint32_t hdrs = (uint32_t)(lay.payload - lay.l3);
+			if (len - lay.payload <= ri->gso_size && l3len <= p->mtu && len <= PKT_DATA_ROOM)
+				return rx_single(p, pool, frame, len, ri, out, n); /* one segment's worth */
+			seg_mtu = MIN(seg_mtu, hdrs + ri->gso_size);
+		} else if (l3len <= p->mtu && len <= PKT_DATA_ROOM) {
+			return rx_single(p, pool, frame, len, ri, out, n);
+		}
+	}
+	int r = wire_tcp_segment(frame, len, (uint16_t)seg_mtu, pool, p->pend, IO_GSO_MAX_SEGS);
 	if (r <= 0) {
 		if (r == 0 || r == -(int)DROP_POOL_EMPTY) {
 			IO_STAT_ADD(p, rx_nobuf, 1);
@@ -183,9 +203,15 @@ enum io_rx_res io_rx_frame(struct io_port *p, struct pkt_pool *pool, const uint8
 {
 	uint32_t l2 = l2_len(frame, len);
 	uint32_t l3len = l2 ? len - l2 : 0;
-	if (unlikely(l3len > p->mtu || len > PKT_DATA_ROOM))
+	if (unlikely(l3len > p->mtu || len > PKT_DATA_ROOM || ri->gso_size))
 		return rx_oversize(p, pool, frame, len, l3len, ri, out, n, max);
+	return rx_single(p, pool, frame, len, ri, out, n);
+}
 
+/* A frame that is one packet: copied into a buffer, repaired. */
+static enum io_rx_res rx_single(struct io_port *p, struct pkt_pool *pool, const uint8_t *frame, uint32_t len,
+				const struct io_rxinfo *ri, struct pkt **out, uint32_t *n)
+{
 	struct pkt *pkt = pkt_alloc(pool);
 	if (unlikely(!pkt)) {
 		IO_STAT_ADD(p, rx_nobuf, 1);

@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
+#include <linux/virtio_net.h>
 #include <net/if.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -40,6 +41,7 @@ struct afp_port {
 	uint32_t blk_size, blk_nr, blk_cur;
 	uint8_t *cur_pkt;   /* next frame header in the current block, NULL = block not open */
 	uint32_t cur_left;  /* frames left in the current block */
+	bool vnet;          /* frames carry a virtio-net header (PACKET_VNET_HDR) */
 	/* TX (TPACKET_V2) */
 	int tx_fd;
 	uint8_t *tx_ring;
@@ -115,6 +117,16 @@ static uint32_t afp_rx_burst(struct io_port *p, struct pkt_pool *pool, struct pk
 			struct io_rxinfo ri = {0};
 			if (st & TP_STATUS_CSUMNOTREADY)
 				ri.flags |= IO_RX_CSUM_PARTIAL;
+			if (a->vnet && mac >= sizeof(struct tpacket3_hdr) + sizeof(struct virtio_net_hdr)) {
+				/* the sender's segment size: GSO frames are cut as it asked */
+				struct virtio_net_hdr vh;
+				memcpy(&vh, a->cur_pkt + mac - sizeof(vh), sizeof(vh));
+				if ((vh.gso_type & ~VIRTIO_NET_HDR_GSO_ECN) == VIRTIO_NET_HDR_GSO_TCPV4 ||
+				    (vh.gso_type & ~VIRTIO_NET_HDR_GSO_ECN) == VIRTIO_NET_HDR_GSO_TCPV6)
+					ri.gso_size = vh.gso_size;
+				if (vh.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM)
+					ri.flags |= IO_RX_CSUM_PARTIAL;
+			}
 			if (st & TP_STATUS_VLAN_VALID) {
 				ri.flags |= IO_RX_VLAN;
 				ri.vlan_tci = h->hv1.tp_vlan_tci;
@@ -260,6 +272,10 @@ static int rx_setup(struct afp_port *a, const struct io_opts *o, bool promisc, c
 		seterr(err, errlen, "%s: TPACKET_V3: %s", a->port.name, strerror(errno));
 		return -1;
 	}
+	/* a virtio-net header before each frame gives the GSO segment size
+	 * (older kernels refuse it with a ring: frames are then cut at the MTU) */
+	v = 1;
+	a->vnet = setsockopt(fd, SOL_PACKET, PACKET_VNET_HDR, &v, sizeof(v)) == 0;
 	struct tpacket_req3 req;
 	memset(&req, 0, sizeof(req));
 	req.tp_block_size = o->rx_block_size;

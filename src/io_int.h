@@ -44,6 +44,7 @@ struct io_port {
 struct io_rxinfo {
 	uint32_t flags; /* IO_RX_* */
 	uint16_t vlan_tci, vlan_tpid;
+	uint16_t gso_size; /* TCP payload per segment the sender asked for (vnet header); 0 = unknown */
 };
 #define IO_RX_CSUM_PARTIAL (1u << 0)
 #define IO_RX_VLAN (1u << 1)

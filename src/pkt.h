@@ -38,6 +38,7 @@ struct sp_meta {
 	uint8_t ingress;       /* classified at the destination (ingress rule) */
 	uint16_t path_plus1;   /* this host's index of the path + 1 (0 = unknown); a cache, never on the wire */
 	uint8_t path_rev;      /* with path_plus1: the reverse direction */
+	uint8_t ttl;           /* NSH TTL left (0 = a fresh packet: 63) */
 	uint8_t n_unknown;     /* bytes of unknown non-critical TLVs kept below */
 	uint8_t unknown[64];   /* carried through untouched */
 };
@@ -65,6 +66,7 @@ struct pkt {
 	uint32_t flags;       /* PKT_F_* */
 	uint16_t next;        /* engine scratch: the node a packet goes to or comes from */
 	uint64_t sp_hash;     /* engine scratch: flow-state hash computed when it was prefetched (0 = none) */
+	struct ipaddr tun_dst;/* engine scratch: the VTEP a tunnelled packet goes to */
 	uint32_t pool_idx;    /* owner pool slot; do not touch */
 	struct pkt_layout lay;
 	struct flow_key key;
@@ -78,6 +80,7 @@ struct pkt {
 #define PKT_F_INGRESS_DONE (1u << 3) /* ingress classification already applied */
 #define PKT_F_EGRESS_DONE (1u << 4)  /* egress classification already applied */
 #define PKT_F_SP_FIRST (1u << 5)     /* entering the service plane at the port proxy */
+#define PKT_F_FROM_TUNNEL (1u << 6)  /* arrived from another host on the guest plane */
 
 static inline uint8_t *pkt_end(const struct pkt *p) { return p->data + p->len; }
 static inline size_t pkt_headroom(const struct pkt *p) { return (size_t)(p->data - p->buf); }

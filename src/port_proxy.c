@@ -21,6 +21,7 @@ void port_proxy_encap(const struct hostcfg *hc, struct pkt *p, const struct path
 	md->ret_vtep = hc->vtep;
 	md->ret_spmac = hc->pp_spmac;
 	md->n_unknown = 0;
+	md->ttl = 0; /* fresh: the tunnel sends NSH_DEFAULT_TTL */
 	md->path_plus1 = (uint16_t)(path - hc->ps->paths + 1);
 	md->path_rev = reverse;
 	p->flags |= PKT_F_HAS_MD;

@@ -40,8 +40,12 @@ struct sp_dest service_plane_forward(const struct hostcfg *hc, struct pkt *p, co
 		node = TOPO_NO_INDEX;
 	else
 		node = hostcfg_next_hop(hc, path, reverse, (uint8_t)(p->md.si - 1), &si);
-	if (node == TOPO_NO_INDEX)
+	if (node == TOPO_NO_INDEX) {
+		/* the end of the path is a hop too: SI counts it (SPEC 3, step 6) */
+		if (!first && p->md.si)
+			p->md.si--;
 		return to_home(hc, p);
+	}
 	p->md.si = si;
 	memcpy(p->data, hc->ps->node_spmac[node].b, 6);
 	const struct topo_node *nd = &hc->topo->nodes[node];

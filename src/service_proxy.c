@@ -162,9 +162,21 @@ static void store(struct spx_table *t, uint64_t h, const struct sp_meta *md, uin
 	memcpy(e, md, SPX_MD_BYTES);
 }
 
+/* What a returned packet tells besides its 5-tuple, and so keys its state:
+ * an nsh node returns the chain and direction; an l2 node returns the
+ * direction by the side it comes out of. (A packet and the reply of
+ * another flow can share a 5-tuple when both ends have rules.) */
 static uint32_t key_ctx(enum svc_mode mode, const struct sp_meta *md)
 {
-	return mode == SVC_MODE_NSH ? (uint32_t)md->chain << 8 | md->dir | 0x80000000u : 0;
+	switch (mode) {
+	case SVC_MODE_NSH:
+		return (uint32_t)md->chain << 8 | md->dir | 0x80000000u;
+	case SVC_MODE_L2:
+		return md->dir | 0x40000000u;
+	case SVC_MODE_L3:
+		break;
+	}
+	return 0;
 }
 
 static void record(struct spx_table *t, uint16_t node, enum svc_mode mode, const struct pkt *p, uint64_t now)
@@ -289,6 +301,9 @@ enum spx_result service_proxy_rx_parse(const struct hostcfg *hc, uint16_t node, 
 			return SPX_DROP;
 		}
 		pkt_pull(p, ETH_HLEN + info.hdr_len);
+	} else if (mode == SVC_MODE_L2) {
+		/* forward traffic enters at `in` and leaves at `out` */
+		p->md.dir = p->in_port == hc->node_port[node][1] ? SP_DIR_FORWARD : SP_DIR_REVERSE;
 	} else if (mode == SVC_MODE_L3) {
 		if (wire_is_arp_request(p->data, p->len) || wire_is_neigh_solicit(p->data, p->len)) {
 			*why = DROP_SN_NO_FLOW;

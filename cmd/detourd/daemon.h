@@ -7,6 +7,7 @@
 #include "control.h"
 #include "datapath.h"
 #include "io.h"
+#include "underlay.h"
 
 struct daemon {
 	const char *config_path;
@@ -15,6 +16,7 @@ struct daemon {
 	struct datapath *dp;
 	struct io_port **io;   /* [hc->n_ports], NULL while the interface is missing */
 	struct control *ctl;
+	struct underlay *ul;   /* Geneve to the other hosts; NULL until the VTEP address is up */
 	uint64_t started_ns, reloads, reload_failures;
 };
 

@@ -255,7 +255,7 @@ static json_t *show_stats(void *ctx, json_t *args, char *err, size_t errlen)
 	uint64_t se, sev, smiss;
 	spx_table_stats(dp->spx, &se, &sev, &smiss);
 	return json_pack("{s:s, s:f, s:I, s:I, s:o, s:{s:i, s:i}, s:{s:i, s:i, s:I, s:I, s:I, s:I, s:i}, "
-			 "s:{s:I, s:I, s:I}, s:I, s:I, s:I, s:I}",
+			 "s:{s:I, s:I, s:I}, s:I, s:I, s:I, s:I, s:I, s:I}",
 			 "host", d->host, "uptime_s", (double)(now_ns() - d->started_ns) / 1e9, "reloads",
 			 (json_int_t)d->reloads, "reload_failures", (json_int_t)d->reload_failures, "drops", drops,
 			 "pool", "size", (int)pkt_pool_size(dp->pool), "free", (int)pkt_pool_avail(dp->pool),
@@ -264,13 +264,44 @@ static json_t *show_stats(void *ctx, json_t *args, char *err, size_t errlen)
 			 "lookups", (json_int_t)cs.lookups, "bytes_per_entry", (int)conntrack_entry_bytes(),
 			 "proxy_flow_state", "entries", (json_int_t)se, "evicted", (json_int_t)sev, "misses",
 			 (json_int_t)smiss, "copies", (json_int_t)dp->copies, "stateless_flows",
-			 (json_int_t)dp->stateless_flows, "flows_repinned", (json_int_t)dp->flows_repinned, "nat_aliases", (json_int_t)dp->nat_aliases);
+			 (json_int_t)dp->stateless_flows, "flows_repinned", (json_int_t)dp->flows_repinned, "nat_aliases", (json_int_t)dp->nat_aliases,
+			 "mtu_icmp_sent", (json_int_t)dp->mtu_too_big, "mtu_fragmented", (json_int_t)dp->mtu_fragmented);
 }
 
 static json_t *show_tunnels(void *ctx, json_t *args, char *err, size_t errlen)
 {
-	(void)ctx, (void)args, (void)err, (void)errlen;
-	return json_array(); /* hosts joined by Geneve: next issue */
+	(void)args, (void)err, (void)errlen;
+	struct daemon *d = ctx;
+	const struct topology *t = d->hc->topo;
+	json_t *a = json_array();
+	if (!d->ul)
+		return a;
+	for (uint32_t i = 0; i < underlay_n_peers(d->ul); i++) {
+		struct underlay_peer_stats ps;
+		if (!underlay_peer_stats(d->ul, i, &ps))
+			continue;
+		char vtep[IPADDR_STRLEN];
+		ipaddr_format(&ps.vtep, vtep);
+		const char *host = "?";
+		for (uint16_t h = 0; h < t->n_hosts; h++)
+			if (ipaddr_eq(&t->hosts[h].vtep, &ps.vtep))
+				host = t->hosts[h].name;
+		json_array_append_new(a, json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "host", host, "vtep", vtep,
+						   "rx_pkts", (json_int_t)ps.rx_pkts, "rx_bytes", (json_int_t)ps.rx_bytes,
+						   "rx_drops", (json_int_t)ps.rx_drops, "tx_pkts", (json_int_t)ps.tx_pkts,
+						   "tx_bytes", (json_int_t)ps.tx_bytes, "tx_drops", (json_int_t)ps.tx_drops));
+	}
+	struct underlay_stats us;
+	underlay_get_stats(d->ul, &us);
+	if (us.rx_unknown_vtep) {
+		char last[IPADDR_STRLEN];
+		ipaddr_format(&us.last_unknown, last);
+		json_array_append_new(a, json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "host", "(unknown)", "vtep",
+						   last, "rx_pkts", (json_int_t)0, "rx_bytes", (json_int_t)0,
+						   "rx_drops", (json_int_t)us.rx_unknown_vtep, "tx_pkts", (json_int_t)0,
+						   "tx_bytes", (json_int_t)0, "tx_drops", (json_int_t)0));
+	}
+	return a;
 }
 
 static uint16_t guest_by_ip(const struct topology *t, const struct ipaddr *a)

@@ -18,6 +18,7 @@
 
 #include "daemon.h"
 #include "log.h"
+#include "nsh.h"
 
 #define POOL_SIZE 16384
 #define NSH_OVERHEAD_MAX 100 /* Ethernet + NSH base + the chain TLV, with room to spare */
@@ -44,6 +45,36 @@ static uint16_t port_mtu(const struct hostcfg *hc, const struct hc_port *hp, uin
 	if (hp->kind == PORT_SN && hc->topo->services[hc->topo->nodes[hp->ref].service].mode == SVC_MODE_NSH)
 		return (uint16_t)MIN(mtu + NSH_OVERHEAD_MAX, IO_MTU_MAX);
 	return mtu;
+}
+
+static void tunnel_cb(void *ctx, struct pkt **pkts, const struct ipaddr *dst, uint32_t n)
+{
+	struct daemon *d = ctx;
+	if (d->ul)
+		underlay_tx_burst(d->ul, pkts, dst, NULL, n, NULL);
+}
+
+/* The underlay socket on this host's VTEP, with the other hosts as the only
+ * accepted senders. */
+static void open_underlay(struct daemon *d, bool quiet)
+{
+	char err[256], vtep[IPADDR_STRLEN];
+	ipaddr_format(&d->hc->vtep, vtep);
+	if (d->ul && !ipaddr_eq(underlay_vtep(d->ul), &d->hc->vtep)) {
+		underlay_close(d->ul);
+		d->ul = NULL;
+	}
+	if (!d->ul) {
+		d->ul = underlay_open(&d->hc->vtep, GENEVE_PORT, err, sizeof(err));
+		if (!d->ul) {
+			if (!quiet)
+				log_warn("underlay %s: %s (retrying every second)", vtep, err);
+			return;
+		}
+		log_info("underlay on %s port %u", vtep, GENEVE_PORT);
+	}
+	if (!underlay_set_peers(d->ul, d->hc->peers, d->hc->n_peers, err, sizeof(err)))
+		log_err("underlay peers: %s", err);
 }
 
 static struct io_port *open_port(const struct hc_port *hp, uint16_t mtu)
@@ -132,6 +163,7 @@ bool daemon_reload(struct daemon *d, json_t *errors)
 	hostcfg_free(d->hc);
 	d->hc = hc;
 	d->reloads++;
+	open_underlay(d, false);
 	log_info("reloaded %s: %u ports, %u paths", d->config_path, hc->n_ports, hc->ps->n_paths);
 	return true;
 }
@@ -206,6 +238,8 @@ int main(int argc, char **argv)
 	}
 	d.dp->now_ns = d.started_ns;
 	d.io = open_ports(d.hc, NULL, NULL);
+	dp_set_tunnel(d.dp, tunnel_cb, &d);
+	open_underlay(&d, false);
 	char err[256];
 	d.ctl = control_open(sock, err, sizeof(err));
 	if (!d.ctl) {
@@ -229,7 +263,7 @@ int main(int argc, char **argv)
 	uint64_t last_retry = now_ns();
 	bool running = true;
 	while (running) {
-		size_t n = d.hc->n_ports + 2u;
+		size_t n = d.hc->n_ports + 3u;
 		if (n > pfd_cap) {
 			free(pfd);
 			pfd = calloc(n, sizeof(*pfd));
@@ -237,8 +271,9 @@ int main(int argc, char **argv)
 		}
 		pfd[0] = (struct pollfd){.fd = sfd, .events = POLLIN};
 		pfd[1] = (struct pollfd){.fd = control_fd(d.ctl), .events = POLLIN};
+		pfd[2] = (struct pollfd){.fd = d.ul ? underlay_fd(d.ul) : -1, .events = POLLIN};
 		for (uint16_t i = 0; i < d.hc->n_ports; i++)
-			pfd[2 + i] = (struct pollfd){.fd = d.io[i] ? io_fd(d.io[i]) : -1, .events = POLLIN};
+			pfd[3 + i] = (struct pollfd){.fd = d.io[i] ? io_fd(d.io[i]) : -1, .events = POLLIN};
 		int r = poll(pfd, n, 100);
 		if (r < 0 && errno != EINTR) {
 			log_err("poll: %s", strerror(errno));
@@ -256,6 +291,15 @@ int main(int argc, char **argv)
 				uint32_t k = io_rx_burst(d.io[i], d.dp->pool, b, BATCH_MAX);
 				if (k) {
 					dp_input(d.dp, i, b, k);
+					got += k;
+				}
+			}
+			if (d.ul) {
+				struct pkt *b[BATCH_MAX];
+				struct ipaddr from[BATCH_MAX];
+				uint32_t k = underlay_rx_burst(d.ul, d.dp->pool, b, from, BATCH_MAX);
+				if (k) {
+					dp_input_tunnel(d.dp, b, k);
 					got += k;
 				}
 			}
@@ -285,10 +329,13 @@ int main(int argc, char **argv)
 			for (uint16_t i = 0; i < d.hc->n_ports; i++)
 				if (!d.io[i])
 					d.io[i] = open_port(&d.hc->ports[i], port_mtu(d.hc, &d.hc->ports[i], host_mtu(d.hc)));
+			if (!d.ul)
+				open_underlay(&d, true);
 		}
 	}
 	log_info("stopping");
 	control_close(d.ctl);
+	underlay_close(d.ul);
 	for (uint16_t i = 0; i < d.hc->n_ports; i++)
 		io_close(d.io[i]);
 	free(d.io);

@@ -7,7 +7,9 @@
  *
  * Prints Mpps and ns/packet (guest packets in, each one crossing every hop)
  * for guest-to-guest switching, a 2-hop chain on established flows, and
- * new-flow setup, each with 1, 10k and 1M distinct flows. */
+ * new-flow setup, each with 1, 10k and 1M distinct flows; then the same
+ * 2-hop chain with its nodes on two other hosts (Geneve encapsulation and
+ * decapsulation per hop), each host's share timed on its own. */
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +29,20 @@ static const char *TOPO =
 	"services:\n"
 	"  - { name: fw, mode: l2, nodes: [ { name: fw1, host: h1, ports: [fw1i, fw1o] } ] }\n"
 	"  - { name: ids, mode: nsh, nodes: [ { name: ids1, host: h1, ports: [ids1p], mac: \"02:00:00:00:aa:01\" } ] }\n"
+	"chains: [ { name: c2, services: [fw, ids] } ]\n"
+	"rules:\n"
+	"  - { name: web, applied_to: [vm1], direction: egress, match: { proto: tcp, dst_port: 80 }, action: redirect, chain: c2 }\n";
+
+static const char *TOPO3 =
+	"service_plane: { vni: 4000 }\n"
+	"hosts: [ { name: h1, vtep: 10.0.0.1 }, { name: h2, vtep: 10.0.0.2 }, { name: h3, vtep: 10.0.0.3 } ]\n"
+	"networks: [ { name: blue, vni: 100 } ]\n"
+	"guests:\n"
+	"  - { name: vm1, host: h1, network: blue, port: vm1p, mac: \"02:00:00:00:01:01\", ip: 10.1.0.1/16 }\n"
+	"  - { name: vm2, host: h1, network: blue, port: vm2p, mac: \"02:00:00:00:01:02\", ip: 10.1.0.2/16 }\n"
+	"services:\n"
+	"  - { name: fw, mode: l2, nodes: [ { name: fw1, host: h2, ports: [fw1i, fw1o] } ] }\n"
+	"  - { name: ids, mode: nsh, nodes: [ { name: ids1, host: h3, ports: [ids1p], mac: \"02:00:00:00:aa:01\" } ] }\n"
 	"chains: [ { name: c2, services: [fw, ids] } ]\n"
 	"rules:\n"
 	"  - { name: web, applied_to: [vm1], direction: egress, match: { proto: tcp, dst_port: 80 }, action: redirect, chain: c2 }\n";
@@ -71,6 +87,8 @@ static uint8_t *make_frames(uint32_t n, uint16_t dport, uint8_t flags)
 	return buf;
 }
 
+static bool want(const char *only, const char *name) { return !only || !strcmp(only, name); }
+
 struct result {
 	double mpps, ns;
 };
@@ -97,6 +115,83 @@ static struct result run(struct memhost *m, uint16_t port, const uint8_t *frames
 	return (struct result){(double)sent / ((double)dt / 1e3), (double)dt / (double)sent};
 }
 
+/* The 2-hop chain with its nodes on two other hosts: h1 classifies and
+ * encapsulates, h2 and h3 decapsulate, run their node and encapsulate, h1
+ * decapsulates and delivers. Each host's share is timed on its own. */
+static int run_distributed(uint32_t n, uint64_t total)
+{
+	struct memhost *h[3];
+	const char *names[3] = {"h1", "h2", "h3"};
+	for (int i = 0; i < 3; i++) {
+		h[i] = memhost_create(TOPO3, names[i], n < 4096 ? 8192 : 2 * n);
+		if (!h[i])
+			return 1;
+		memhost_keep_frames(h[i], false);
+	}
+	uint16_t p1 = hostcfg_port_by_ifname(memhost_cfg(h[0]), "vm1p"), p2 = hostcfg_port_by_ifname(memhost_cfg(h[0]), "vm2p");
+	uint8_t *web = make_frames(n, 80, 0x10);
+	if (!web)
+		return 1;
+	uint64_t ns[3] = {0, 0, 0}, sent = 0;
+	uint32_t next = 0;
+	const uint8_t *fr[BATCH_MAX], *pl[BATCH_MAX];
+	uint32_t ln[BATCH_MAX], pln[BATCH_MAX];
+	struct ipaddr dst[BATCH_MAX];
+	for (int i = 0; i < BATCH_MAX; i++)
+		ln[i] = FRAME_LEN - 4;
+	for (int pass = 0; pass < 2; pass++) { /* pass 0 sets the flows up, untimed */
+		uint64_t want = pass ? total : n, done = 0;
+		while (done < want) {
+			for (int i = 0; i < BATCH_MAX; i++) {
+				fr[i] = web + (size_t)next * FRAME_LEN;
+				if (++next == n)
+					next = 0;
+			}
+			uint64_t t0 = now();
+			memhost_rx(h[0], p1, fr, ln, BATCH_MAX);
+			uint64_t t1 = now();
+			/* hop by hop: whoever has payloads hands them to their VTEP */
+			int hops = 0;
+			for (bool moved = true; moved && hops < 8; hops++) {
+				moved = false;
+				for (int src = 0; src < 3; src++) {
+					uint32_t k = memhost_outbox(h[src], pl, pln, dst, BATCH_MAX);
+					if (!k)
+						continue;
+					moved = true;
+					int to = -1;
+					for (int t = 0; t < 3; t++)
+						if (ipaddr_eq(&memhost_cfg(h[t])->vtep, &dst[0]))
+							to = t;
+					if (to < 0)
+						return 1;
+					uint64_t a = now();
+					memhost_rx_tunnel(h[to], pl, pln, k);
+					if (pass)
+						ns[to] += now() - a;
+				}
+			}
+			if (pass)
+				ns[0] += t1 - t0;
+			done += BATCH_MAX;
+		}
+		sent = done;
+	}
+	uint64_t delivered = memhost_delivered(h[0], p2);
+	for (int i = 0; i < 3; i++)
+		printf("%-34s %10u %10.2f %12.1f\n", i == 0 ? "distributed 2-hop: h1 (source)" : i == 1 ? "distributed 2-hop: h2 (fw)" : "distributed 2-hop: h3 (ids)",
+		       n, (double)sent / ((double)ns[i] / 1e3), (double)ns[i] / (double)sent);
+	free(web);
+	for (int i = 0; i < 3; i++)
+		memhost_destroy(h[i]);
+	if (delivered < sent) {
+		fprintf(stderr, "distributed: %llu of %llu packets delivered\n", (unsigned long long)delivered,
+			(unsigned long long)sent);
+		return 1;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	bool smoke = false;
@@ -110,7 +205,7 @@ int main(int argc, char **argv)
 		else if (!strcmp(argv[i], "--flows") && i + 1 < argc)
 			one_count = (uint32_t)strtoul(argv[++i], NULL, 10);
 		else {
-			fprintf(stderr, "usage: bench_pipeline [--smoke] [--only g2g|new|chain] [--flows N]\n");
+			fprintf(stderr, "usage: bench_pipeline [--smoke] [--only g2g|new|chain|dist] [--flows N]\n");
 			return 2;
 		}
 	}
@@ -119,7 +214,7 @@ int main(int argc, char **argv)
 	printf("detour in-memory pipeline benchmark (one core, %s)\n", smoke ? "smoke run" : "full run");
 	printf("%-34s %10s %10s %12s\n", "scenario", "flows", "Mpps", "ns/packet");
 	int rc = 0;
-	for (int f = 0; f < 3; f++) {
+	for (int f = 0; f < 3 && (want(only, "g2g") || want(only, "new") || want(only, "chain")); f++) {
 		uint32_t n = one_count ? one_count : flow_counts[f];
 		if (one_count && f > 0)
 			break;
@@ -135,23 +230,25 @@ int main(int argc, char **argv)
 		uint8_t *syn = make_frames(n, 80, 0x02);
 		if (!plain || !web || !syn)
 			return 1;
-		struct result g = {0, 0};
-		if (!only || !strcmp(only, "g2g"))
-			g = run(m, p1, plain, n, total);
-		printf("%-34s %10u %10.2f %12.1f\n", "guest-to-guest", n, g.mpps, g.ns);
+		if (want(only, "g2g")) {
+			struct result g = run(m, p1, plain, n, total);
+			printf("%-34s %10u %10.2f %12.1f\n", "guest-to-guest", n, g.mpps, g.ns);
+		}
 		uint64_t d0 = memhost_delivered(m, p2);
-		/* new flows: every packet creates a connection and picks a path */
-		struct result nf = {0, 0};
-		if (!only || strcmp(only, "g2g"))
-			nf = run(m, p1, syn, n, n < BATCH_MAX ? BATCH_MAX : n - n % BATCH_MAX);
-		printf("%-34s %10u %10.2f %12.1f\n", "new-flow setup (2-hop chain)", n, nf.mpps, nf.ns);
+		/* new flows: every packet creates a connection and picks a path
+		 * (also the set-up of the established-flow run) */
+		if (want(only, "new") || want(only, "chain")) {
+			struct result nf = run(m, p1, syn, n, n < BATCH_MAX ? BATCH_MAX : n - n % BATCH_MAX);
+			if (want(only, "new"))
+				printf("%-34s %10u %10.2f %12.1f\n", "new-flow setup (2-hop chain)", n, nf.mpps, nf.ns);
+		}
 		/* established: the same flows again, through the 2-hop chain */
-		struct result ch = {0, 0};
-		if (!only || !strcmp(only, "chain"))
-			ch = run(m, p1, web, n, total);
-		printf("%-34s %10u %10.2f %12.1f\n", "2-hop chain, established flows", n, ch.mpps, ch.ns);
+		if (want(only, "chain")) {
+			struct result ch = run(m, p1, web, n, total);
+			printf("%-34s %10u %10.2f %12.1f\n", "2-hop chain, established flows", n, ch.mpps, ch.ns);
+		}
 		uint64_t delivered = memhost_delivered(m, p2) - d0;
-		if (delivered == 0 && (!only || !strcmp(only, "chain"))) {
+		if (delivered == 0 && want(only, "chain")) {
 			fprintf(stderr, "nothing was delivered through the chain\n");
 			rc = 1;
 		}
@@ -160,6 +257,13 @@ int main(int argc, char **argv)
 		free(syn);
 		memhost_destroy(m);
 	}
+	if (want(only, "dist"))
+		for (int f = 0; f < 3; f++) {
+			uint32_t n = one_count ? one_count : flow_counts[f];
+			if (one_count && f > 0)
+				break;
+			rc |= run_distributed(n, total);
+		}
 	printf("connection entry: %zu bytes (1M flows: %.0f MiB)\n", conntrack_entry_bytes(),
 	       (double)conntrack_entry_bytes() * 1e6 / (1 << 20));
 	return rc;

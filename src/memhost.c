@@ -11,6 +11,7 @@
 struct frame {
 	uint16_t port;
 	uint32_t len;
+	struct ipaddr dst; /* outbox: the VTEP */
 	uint8_t data[PKT_DATA_ROOM];
 };
 
@@ -29,7 +30,25 @@ struct memhost {
 	struct kept *kept;   /* [n_ports] */
 	struct frame *q;     /* reflected frames waiting to be received */
 	uint32_t q_head, q_n;
+	struct frame *outbox; /* Geneve payloads sent to other hosts */
+	uint32_t out_head, out_n;
+	uint64_t tunnel_lost;
 };
+
+static void tunnel_tx(void *ctx, struct pkt **pkts, const struct ipaddr *dst, uint32_t n)
+{
+	struct memhost *m = ctx;
+	for (uint32_t i = 0; i < n; i++) {
+		if (m->out_n == REFLECT_MAX || pkts[i]->len > PKT_DATA_ROOM) {
+			m->tunnel_lost++;
+			continue;
+		}
+		struct frame *f = &m->outbox[(m->out_head + m->out_n++) % REFLECT_MAX];
+		memcpy(f->data, pkts[i]->data, pkts[i]->len);
+		f->len = pkts[i]->len;
+		f->dst = dst[i];
+	}
+}
 
 static void tx(void *ctx, uint16_t port, struct pkt **pkts, uint32_t n)
 {
@@ -93,11 +112,13 @@ struct memhost *memhost_create(const char *yaml, const char *host, uint32_t ct_c
 	m->node_seen = calloc(m->hc->topo->n_nodes + 1u, sizeof(*m->node_seen));
 	m->kept = calloc(m->hc->n_ports + 1u, sizeof(*m->kept));
 	m->q = calloc(REFLECT_MAX, sizeof(*m->q));
+	m->outbox = calloc(REFLECT_MAX, sizeof(*m->outbox));
 	m->dp = dp_create(m->hc, 4096, ct_capacity, tx, m);
-	if (!m->delivered || !m->node_seen || !m->kept || !m->q || !m->dp) {
+	if (!m->delivered || !m->node_seen || !m->kept || !m->q || !m->outbox || !m->dp) {
 		memhost_destroy(m);
 		return NULL;
 	}
+	dp_set_tunnel(m->dp, tunnel_tx, m);
 	return m;
 }
 
@@ -111,6 +132,7 @@ void memhost_destroy(struct memhost *m)
 	free(m->node_seen);
 	free(m->kept);
 	free(m->q);
+	free(m->outbox);
 	free(m);
 }
 
@@ -154,10 +176,55 @@ static bool rx_batch(struct memhost *m, uint16_t port, const uint8_t *const *fra
 	return true;
 }
 
+/* Node reflections, run to completion, batched by port. */
+static bool drain_reflections(struct memhost *m);
+
 bool memhost_rx(struct memhost *m, uint16_t port, const uint8_t *const *frames, const uint32_t *lens, uint32_t n)
 {
 	bool ok = rx_batch(m, port, frames, lens, n);
 	dp_flush(m->dp);
+	return drain_reflections(m) && ok;
+}
+
+bool memhost_rx_tunnel(struct memhost *m, const uint8_t *const *payloads, const uint32_t *lens, uint32_t n)
+{
+	struct pkt *b[BATCH_MAX];
+	bool ok = true;
+	while (n) {
+		uint32_t k = pkt_alloc_bulk(m->dp->pool, b, MIN(n, (uint32_t)BATCH_MAX));
+		if (!k)
+			return false;
+		for (uint32_t i = 0; i < k; i++) {
+			uint32_t len = MIN(lens[i], (uint32_t)PKT_DATA_ROOM);
+			memcpy(b[i]->data, payloads[i], len);
+			b[i]->len = len;
+		}
+		dp_input_tunnel(m->dp, b, k);
+		payloads += k;
+		lens += k;
+		n -= k;
+	}
+	dp_flush(m->dp);
+	return drain_reflections(m) && ok;
+}
+
+uint32_t memhost_outbox(struct memhost *m, const uint8_t **payloads, uint32_t *lens, struct ipaddr *dst, uint32_t max)
+{
+	uint32_t n = MIN(m->out_n, max);
+	for (uint32_t i = 0; i < n; i++) {
+		const struct frame *f = &m->outbox[(m->out_head + i) % REFLECT_MAX];
+		payloads[i] = f->data;
+		lens[i] = f->len;
+		dst[i] = f->dst;
+	}
+	m->out_head = (m->out_head + n) % REFLECT_MAX;
+	m->out_n -= n;
+	return n;
+}
+
+static bool drain_reflections(struct memhost *m)
+{
+	bool ok = true;
 	/* node reflections, run to completion, batched by port */
 	while (m->q_n) {
 		const uint8_t *fr[BATCH_MAX];

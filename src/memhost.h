@@ -21,6 +21,11 @@ struct hostcfg *memhost_cfg(struct memhost *m);
 /* Receive n frames on local port `port` (one batch per BATCH_MAX) and run
  * everything to completion. Returns false if the pool ran dry. */
 bool memhost_rx(struct memhost *m, uint16_t port, const uint8_t *const *frames, const uint32_t *lens, uint32_t n);
+/* Receive Geneve payloads from another host (as the underlay would). */
+bool memhost_rx_tunnel(struct memhost *m, const uint8_t *const *payloads, const uint32_t *lens, uint32_t n);
+/* Take up to max Geneve payloads this host sent, with their VTEPs. The
+ * pointers stay valid until the next call into this memhost. */
+uint32_t memhost_outbox(struct memhost *m, const uint8_t **payloads, uint32_t *lens, struct ipaddr *dst, uint32_t max);
 /* Frames delivered to a port (guest or, when node emulation is off, node). */
 uint64_t memhost_delivered(const struct memhost *m, uint16_t port);
 /* Take the oldest kept frame of a port: its length, 0 if none. */

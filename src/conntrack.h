@@ -21,6 +21,7 @@ struct conn {
 	uint16_t skip_mask;       /* services to skip (bit per chain position) */
 	uint8_t tcp_state;        /* internal TCP tracking state */
 	uint8_t flags;
+	uint16_t path;            /* the caller's cache of the path index of spi_fwd (checked against it) */
 	uint64_t last_seen_ns;
 	uint64_t created_ns;
 	uint64_t pkts[2], bytes[2];

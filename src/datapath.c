@@ -309,7 +309,9 @@ static void classify_one(struct datapath *dp, struct pkt *p, struct conn *c, int
 			classify_pass(dp, p);
 			return;
 		}
-		path_idx = path_index(hc, c->spi_fwd);
+		path_idx = c->path;
+		if (path_idx >= hc->ps->n_paths || hc->ps->paths[path_idx].spi_fwd != c->spi_fwd)
+			path_idx = c->path = path_index(hc, c->spi_fwd);
 		if (path_idx == PATH_NONE || !hostcfg_path_live(hc, path_idx)) {
 			/* its path died: move the flow to a live path of its chain */
 			uint16_t chain = path_idx != PATH_NONE ? hc->ps->paths[path_idx].chain : c->chain;
@@ -320,6 +322,7 @@ static void classify_one(struct datapath *dp, struct pkt *p, struct conn *c, int
 			}
 			c->spi_fwd = hc->ps->paths[path_idx].spi_fwd;
 			c->spi_rev = hc->ps->paths[path_idx].spi_rev;
+			c->path = path_idx;
 			dp->flows_repinned++;
 		}
 		action = c->action;
@@ -351,6 +354,7 @@ static void classify_one(struct datapath *dp, struct pkt *p, struct conn *c, int
 			if (c) {
 				c->spi_fwd = hc->ps->paths[path_idx].spi_fwd;
 				c->spi_rev = hc->ps->paths[path_idx].spi_rev;
+				c->path = path_idx;
 				c->chain = r->chain;
 				c->rule = rule;
 				c->action = action;
@@ -546,6 +550,7 @@ static void learn_nat(struct datapath *dp, const struct pkt *p, uint16_t guest, 
 		return;
 	c->spi_fwd = path->spi_fwd;
 	c->spi_rev = path->spi_rev;
+	c->path = (uint16_t)(path - dp->hc->ps->paths);
 	c->chain = path->chain;
 	c->rule = CLS_NO_RULE;
 	c->action = RULE_REDIRECT;

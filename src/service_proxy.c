@@ -14,13 +14,6 @@
 
 enum spx_kind { SPX_EXACT = 1, SPX_SRC_EP = 2, SPX_DST_EP = 3 };
 
-struct spx_key {
-	struct ipaddr a, b;     /* EXACT: src, dst. SRC_EP: a = src. DST_EP: a = dst */
-	uint16_t pa, pb;
-	uint8_t proto, kind;
-	uint16_t node;
-	uint32_t ctx;           /* nsh nodes: chain and direction, which they return */
-};
 
 /* The metadata a node cannot carry: struct sp_meta up to its unknown TLVs
  * (those travel between hosts, not through SFC-unaware nodes). */
@@ -82,26 +75,22 @@ void spx_table_stats(const struct spx_table *t, uint64_t *entries, uint64_t *evi
 	*misses = t->misses;
 }
 
+/* The hash of a key: (EXACT) source, destination, ports; (SRC_EP) source
+ * address and port; (DST_EP) destination address and port; with protocol,
+ * kind, node and context. */
 static uint64_t key_hash(enum spx_kind kind, uint16_t node, uint32_t ctx, const struct flow_key *f)
 {
-	struct spx_key k;
-	memset(&k, 0, sizeof(k));
-	k.kind = (uint8_t)kind;
-	k.node = node;
-	k.ctx = ctx;
-	k.proto = f->proto;
-	switch (kind) {
-	case SPX_EXACT:
-		k.a = f->src, k.b = f->dst, k.pa = f->sport, k.pb = f->dport;
-		break;
-	case SPX_SRC_EP:
-		k.a = f->src, k.pa = f->sport;
-		break;
-	case SPX_DST_EP:
-		k.a = f->dst, k.pa = f->dport;
-		break;
-	}
-	uint64_t h = hash_bytes(&k, sizeof(k), SPX_SEED);
+	uint64_t w[6];
+	const struct ipaddr *a = kind == SPX_DST_EP ? &f->dst : &f->src;
+	memcpy(&w[0], a->b, 16);
+	if (kind == SPX_EXACT)
+		memcpy(&w[2], f->dst.b, 16);
+	else
+		w[2] = w[3] = 0;
+	uint64_t pa = kind == SPX_DST_EP ? f->dport : f->sport, pb = kind == SPX_EXACT ? f->dport : 0;
+	w[4] = pa | pb << 16 | (uint64_t)f->proto << 32 | (uint64_t)kind << 40 | (uint64_t)node << 48;
+	w[5] = ctx;
+	uint64_t h = hash_bytes(w, sizeof(w), SPX_SEED);
 	return h ? h : 1;
 }
 

@@ -21,12 +21,10 @@ uint16_t sn_emul_reflect(const struct hostcfg *hc, uint16_t port, uint8_t *frame
 		memcpy(frame + 6, nd->mac.b, 6);
 		return port;
 	case SVC_MODE_NSH: {
-		struct nsh_info info;
-		if (rd16(frame + 12) != ETH_P_NSH ||
-		    nsh_decode(frame + ETH_HLEN, len - ETH_HLEN, hc->topo->md_class, &info, NULL) != DROP_NONE ||
-		    info.si == 0)
+		/* a minimal NSH-aware node: the data plane under test checks the rest */
+		if (len < ETH_HLEN + NSH_BASE_LEN || rd16(frame + 12) != ETH_P_NSH || frame[ETH_HLEN + 7] == 0)
 			return PORT_NONE;
-		frame[ETH_HLEN + 7] = (uint8_t)(info.si - 1);
+		frame[ETH_HLEN + 7]--;
 		memcpy(tmp, frame, 6);
 		memcpy(frame, frame + 6, 6);
 		memcpy(frame + 6, tmp, 6);

@@ -243,3 +243,37 @@ static bool drain_reflections(struct memhost *m)
 	}
 	return ok;
 }
+
+bool memhost_reload(struct memhost *m, const char *yaml)
+{
+	struct topo_errors errs;
+	memset(&errs, 0, sizeof(errs));
+	struct topology *t = topology_load_buffer(yaml, strlen(yaml), &errs);
+	if (!t)
+		return false;
+	char err[200];
+	struct hostcfg *hc = hostcfg_build(t, m->hc->topo->hosts[m->hc->self].name, err, sizeof(err));
+	if (!hc)
+		return false;
+	/* the counters are per port and node: keep them only while the sizes hold */
+	if (hc->n_ports != m->hc->n_ports || hc->topo->n_nodes != m->hc->topo->n_nodes) {
+		uint64_t *d = calloc(hc->n_ports + 1u, sizeof(*d));
+		uint64_t *s = calloc(hc->topo->n_nodes + 1u, sizeof(*s));
+		struct kept *k = calloc(hc->n_ports + 1u, sizeof(*k));
+		if (!d || !s || !k) {
+			free(d), free(s), free(k);
+			hostcfg_free(hc);
+			return false;
+		}
+		free(m->delivered), free(m->node_seen), free(m->kept);
+		m->delivered = d, m->node_seen = s, m->kept = k;
+	}
+	hostcfg_inherit_liveness(hc, m->hc);
+	if (!dp_set_config(m->dp, hc)) {
+		hostcfg_free(hc);
+		return false;
+	}
+	hostcfg_free(m->hc);
+	m->hc = hc;
+	return true;
+}

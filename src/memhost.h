@@ -15,6 +15,9 @@ struct memhost;
 /* From YAML text; NULL (errors printed to stderr) when invalid. */
 struct memhost *memhost_create(const char *yaml, const char *host, uint32_t ct_capacity);
 void memhost_destroy(struct memhost *m);
+/* Apply a new topology as a reload does (the counters restart when the
+ * number of ports or nodes changes). False if it is invalid. */
+bool memhost_reload(struct memhost *m, const char *yaml);
 struct datapath *memhost_dp(struct memhost *m);
 struct hostcfg *memhost_cfg(struct memhost *m);
 

@@ -312,6 +312,114 @@ static void test_malformed_counted(void **state)
 	assert_int_equal(after, total + 2);
 }
 
+/* A reload that adds a node keeps established flows on their paths; new
+ * flows use the new node too. */
+static void test_reload_keeps_paths(void **state)
+{
+	(void)state;
+	static const char *base =
+		"service_plane: { vni: 4000 }\n"
+		"hosts: [ { name: h1, vtep: 10.0.0.1 } ]\n"
+		"networks: [ { name: blue, vni: 100 } ]\n"
+		"guests:\n"
+		"  - { name: vm1, host: h1, network: blue, port: vm1p, mac: \"02:00:00:00:01:01\", ip: 192.168.1.1 }\n"
+		"  - { name: vm2, host: h1, network: blue, port: vm2p, mac: \"02:00:00:00:01:02\", ip: 192.168.1.2 }\n"
+		"services:\n"
+		"  - name: ids\n"
+		"    mode: nsh\n"
+		"    nodes:\n"
+		"      - { name: ids1, host: h1, ports: [ids1p], mac: \"02:00:00:00:aa:01\" }\n"
+		"      - { name: ids2, host: h1, ports: [ids2p], mac: \"02:00:00:00:aa:02\" }\n"
+		"%s"
+		"chains: [ { name: tap, services: [ids] } ]\n"
+		"rules:\n"
+		"  - { name: web, applied_to: [vm1], direction: egress, match: { proto: tcp }, action: redirect, chain: tap }\n";
+	char y1[4096], y2[4096];
+	snprintf(y1, sizeof(y1), base, "");
+	snprintf(y2, sizeof(y2), base, "      - { name: ids3, host: h1, ports: [ids3p], mac: \"02:00:00:00:aa:03\" }\n");
+	struct memhost *m = memhost_create(y1, "h1", 4096);
+	assert_non_null(m);
+	uint16_t p1 = hostcfg_port_by_ifname(memhost_cfg(m), "vm1p");
+	enum { FLOWS = 64 };
+	char before[FLOWS][8];
+	uint8_t f[1600];
+	const uint8_t *fr[1] = {f};
+	for (int pass = 0; pass < 3; pass++) {
+		if (pass == 1)
+			assert_true(memhost_reload(m, y2));
+		const struct hostcfg *hc = memhost_cfg(m);
+		p1 = hostcfg_port_by_ifname(hc, "vm1p");
+		int on_new = 0;
+		for (int i = 0; i < FLOWS; i++) {
+			/* pass 2: new flows (other ports) after the reload */
+			uint16_t sport = (uint16_t)(pass == 2 ? 20000 + i : 10000 + i);
+			uint32_t len = build(f, MAC2, MAC1, 1, 2, IPPROTO_TCP, sport, 80, 0x10, 10);
+			uint64_t seen[3];
+			const char *names[3] = {"ids1", "ids2", "ids3"};
+			for (int k = 0; k < 3; k++) {
+				uint16_t n = topology_node_index(hc->topo, names[k]);
+				seen[k] = n == TOPO_NO_INDEX ? 0 : memhost_node_seen(m, n);
+			}
+			assert_true(memhost_rx(m, p1, fr, &len, 1));
+			const char *who = NULL;
+			for (int k = 0; k < 3; k++) {
+				uint16_t n = topology_node_index(hc->topo, names[k]);
+				if (n != TOPO_NO_INDEX && memhost_node_seen(m, n) > seen[k])
+					who = names[k];
+			}
+			assert_non_null(who);
+			if (pass == 0)
+				snprintf(before[i], sizeof(before[i]), "%s", who);
+			else if (pass == 1)
+				assert_string_equal(who, before[i]); /* pinned flows kept their node */
+			else
+				on_new += !strcmp(who, "ids3");
+		}
+		if (pass == 2)
+			assert_true(on_new > 0); /* new flows do use the new node */
+	}
+	memhost_destroy(m);
+}
+
+/* Rules at both ends: a reply leaving the other guest is a new flow at its
+ * own egress point and, arriving, the reverse of the first flow; it walks
+ * both chains and still arrives, through l2 and nsh nodes alike. */
+static void test_rules_at_both_ends(void **state)
+{
+	(void)state;
+	static const char *y =
+		"service_plane: { vni: 4000 }\n"
+		"hosts: [ { name: h1, vtep: 10.0.0.1 } ]\n"
+		"networks: [ { name: blue, vni: 100 } ]\n"
+		"guests:\n"
+		"  - { name: vm1, host: h1, network: blue, port: vm1p, mac: \"02:00:00:00:01:01\", ip: 192.168.1.1 }\n"
+		"  - { name: vm2, host: h1, network: blue, port: vm2p, mac: \"02:00:00:00:01:02\", ip: 192.168.1.2 }\n"
+		"services:\n"
+		"  - { name: fw, mode: l2, nodes: [ { name: fw1, host: h1, ports: [fw1i, fw1o] } ] }\n"
+		"  - { name: ids, mode: nsh, nodes: [ { name: ids1, host: h1, ports: [ids1p], mac: \"02:00:00:00:aa:01\" } ] }\n"
+		"chains: [ { name: c, services: [fw, ids] } ]\n"
+		"rules:\n"
+		"  - { name: out, applied_to: [vm1, vm2], direction: egress, match: { proto: tcp }, action: redirect, chain: c }\n";
+	struct memhost *m = memhost_create(y, "h1", 4096);
+	assert_non_null(m);
+	const struct hostcfg *hc = memhost_cfg(m);
+	uint16_t p1 = hostcfg_port_by_ifname(hc, "vm1p"), p2 = hostcfg_port_by_ifname(hc, "vm2p");
+	uint8_t f[1600], out[PKT_DATA_ROOM];
+	const uint8_t *fr[1] = {f};
+	for (int i = 0; i < 4; i++) {
+		uint32_t len = build(f, MAC2, MAC1, 1, 2, IPPROTO_TCP, (uint16_t)(5000 + i), 80, i ? 0x10 : 0x02, 100);
+		assert_true(memhost_rx(m, p1, fr, &len, 1));
+		assert_int_equal(memhost_take(m, p2, out, sizeof(out)), len);
+		assert_memory_equal(out, f, len);
+		len = build(f, MAC1, MAC2, 2, 1, IPPROTO_TCP, 80, (uint16_t)(5000 + i), i ? 0x10 : 0x12, 100);
+		assert_true(memhost_rx(m, p2, fr, &len, 1));
+		assert_int_equal(memhost_take(m, p1, out, sizeof(out)), len);
+		assert_memory_equal(out, f, len);
+	}
+	assert_int_equal(memhost_dp(m)->drops[DROP_SN_NO_FLOW], 0);
+	memhost_destroy(m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -323,6 +431,8 @@ int main(void)
 		cmocka_unit_test(test_guest_cannot_reach_service_plane),
 		cmocka_unit_test(test_failure_policy),
 		cmocka_unit_test(test_malformed_counted),
+		cmocka_unit_test(test_reload_keeps_paths),
+		cmocka_unit_test(test_rules_at_both_ends),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

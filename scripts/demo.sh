@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# demo.sh - what `make demo` runs: builds the one-host lab of
-# examples/one-host.yaml (prefix "demo"), sends pings and an HTTP transfer
-# from vm1 to vm2 through the chain fw (l2) -> ids (nsh) -> nat (l3), and
-# prints the trace, the paths, the statistics and every service node's
-# counters. The lab is taken down on exit, whatever happens.
+# demo.sh - what `make demo` runs: builds the three-host lab of
+# examples/three-hosts.yaml (prefix "demo"): guest A on h1, guest B on h3,
+# A's traffic through the chain fw (l2 node fw1 on h2) -> ids (NSH node ids1
+# on h3), back to h1, then to B. Sends pings and an HTTP transfer from A to
+# B, and prints the trace, the paths, the Geneve tunnels of every host and
+# every service node's counters. The lab is taken down on exit, whatever
+# happens.
 set -u
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 BIN=${DETOUR_BIN:-$PWD/build/bin}
 LAB=$BIN/detour-lab
 CTL=$BIN/detourctl
-FILE=${1:-examples/one-host.yaml}
+FILE=${1:-examples/three-hosts.yaml}
 P=demo
 STATE=/run/detour/lab-$P
 PY=/usr/bin/python3
@@ -38,25 +40,26 @@ done
 
 say() { printf '\n== %s\n' "$*"; }
 lab() { "$LAB" --prefix "$P" "$@"; }
-ctl() { "$CTL" --socket "/run/detour/$P-h1.sock" "$@"; }
+ctl() { local h=$1; shift; "$CTL" --socket "/run/detour/$P-$h.sock" "$@"; }
+hosts() { awk '$1 == "host" { print $2 }' "$STATE/names"; }
 
 say "bringing up $FILE"
 lab up "$FILE" || exit 1
 
-say "ping vm1 -> vm2 (through the chain)"
-lab exec vm1 ping -n -c 3 -i 0.2 192.168.1.2
+say "ping A (h1) -> B (h3), through fw1 on h2 and ids1 on h3"
+lab exec A ping -n -c 3 -i 0.2 192.168.1.2
 
-say "HTTP vm1 -> vm2: a 1 MiB file through the chain"
+say "HTTP A -> B: a 1 MiB file through the chain, across hosts"
 mkdir -p "$TMP/www"
 head -c 1048576 /dev/urandom >"$TMP/www/blob"
-"$LAB" --prefix "$P" exec vm2 "$PY" -m http.server 80 --bind 192.168.1.2 --directory "$TMP/www" \
+lab exec B "$PY" -m http.server 80 --bind 192.168.1.2 --directory "$TMP/www" \
 	>"$TMP/http.log" 2>&1 &
 SRV=$!
 for _ in $(seq 100); do
-	[ -n "$(lab exec vm2 ss -Hltn 'sport = :80')" ] && break
+	[ -n "$(lab exec B ss -Hltn 'sport = :80')" ] && break
 	sleep 0.1
 done
-if lab exec vm1 curl -sS --max-time 15 -o "$TMP/got" http://192.168.1.2/blob &&
+if lab exec A curl -sS --max-time 15 -o "$TMP/got" http://192.168.1.2/blob &&
 	cmp -s "$TMP/got" "$TMP/www/blob"; then
 	echo "received $(stat -c %s "$TMP/got") bytes, identical to the original"
 else
@@ -66,12 +69,14 @@ kill "$SRV" 2>/dev/null
 wait "$SRV" 2>/dev/null
 SRV=
 
-say "detourctl trace vm1 'tcp 192.168.1.1:40000 > 192.168.1.2:80'"
-ctl trace vm1 "tcp 192.168.1.1:40000 > 192.168.1.2:80"
-say "detourctl show paths"
-ctl show paths
-say "detourctl show stats"
-ctl show stats
+say "h1: detourctl trace A 'tcp 192.168.1.1:40000 > 192.168.1.2:80'"
+ctl h1 trace A "tcp 192.168.1.1:40000 > 192.168.1.2:80"
+say "h1: detourctl show paths"
+ctl h1 show paths
+for h in $(hosts); do
+	say "$h: detourctl show tunnels"
+	ctl "$h" show tunnels
+done
 
 say "service node counters"
 while read -r kind name mode; do

@@ -423,3 +423,109 @@ def walk(o):
 walk(json.load(sys.stdin))
 print(" ".join(dict.fromkeys(out)))' "$1"
 }
+
+# ---- hosts joined by the underlay (namespace PREFIX-ul, bridge br0) ---------
+
+# ul_capture_start FILE [FILTER]: tcpdump on the underlay bridge br0 into FILE
+# (pcap, whole packets, immediate mode, large buffer; default filter: Geneve,
+# udp port 6081), in the background; returns once tcpdump listens. Sets
+# CAP_PID (and CAP_LOG, its stderr: the "dropped by kernel" count at the end).
+ul_capture_start() {
+	local file=$1 filter=${2:-udp port 6081}
+	CAP_LOG=$file.log
+	rm -f "$file" "$CAP_LOG"
+	bg ul tcpdump -i br0 -n -s 0 -U --immediate-mode -B 65536 -w "$file" "$filter" \
+		>"$CAP_LOG" 2>&1
+	CAP_PID=$BG_PID
+	if ! wait_until 10 grep -q "listening on br0" "$CAP_LOG"; then
+		fail "tcpdump on the underlay did not start"
+		show_out "$CAP_LOG"
+		return 1
+	fi
+	return 0
+}
+
+# ul_capture_stop: stops the capture of ul_capture_start (its file is then
+# complete); fails when tcpdump reports packets dropped by the kernel.
+ul_capture_stop() {
+	[ -n "${CAP_PID:-}" ] || return 1
+	kill -INT "$CAP_PID" 2>/dev/null
+	wait "$CAP_PID" 2>/dev/null
+	CAP_PID=
+	grep -q "^0 packets dropped by kernel" "$CAP_LOG"
+}
+
+# ul_fields FILE FILTER FIELD...: `tshark -T fields` of FILE, one line per
+# packet matching the display FILTER, fields separated by spaces, first
+# occurrence of each field (the outer header for ip.src/ip.dst), empty
+# fields as "-".
+ul_fields() {
+	local file=$1 filter=$2 f args=()
+	shift 2
+	for f in "$@"; do args+=(-e "$f"); done
+	tshark -r "$file" -Y "$filter" -T fields -E occurrence=f -E separator=/t \
+		"${args[@]}" 2>/dev/null | awk -F'\t' '{
+		for (i = 1; i <= NF; i++) { if ($i == "") $i = "-" }
+		$1 = $1; print }'
+}
+
+# ul_attach NAME IP/LEN: a namespace PREFIX-NAME of its own on the underlay
+# bridge, with interface "eth0" at IP (not a VTEP). Removed by the cleanup.
+ul_attach() {
+	local ns=$PREFIX-$1 peer="ux$1"
+	ip netns add "$ns" &&
+		ip link add "$peer" netns "$PREFIX-ul" type veth peer name eth0 netns "$ns" &&
+		ip -n "$PREFIX-ul" link set "$peer" master br0 up &&
+		ip -n "$ns" addr add "$2" dev eth0 &&
+		ip -n "$ns" link set eth0 up &&
+		ip -n "$ns" link set lo up
+}
+
+# tunnel_counter HOST PEER FIELD: FIELD (rx_pkts, rx_drops, ...) of the row
+# of PEER (a host name, or "(unknown)") in HOST's `show tunnels`; 0 when
+# there is no such row yet, "NA" when detourctl fails.
+tunnel_counter() {
+	ctl "$1" --json show tunnels 2>/dev/null | "$PY" -c '
+import json, sys
+peer, field = sys.argv[1], sys.argv[2]
+try:
+    rows = json.load(sys.stdin)
+except ValueError:
+    print("NA"); sys.exit(1)
+if isinstance(rows, dict):
+    rows = rows.get("tunnels", [])
+print(sum(int(r.get(field, 0)) for r in rows if r.get("host") == peer))' "$2" "$3"
+}
+
+# stat_counter HOST KEY: the integer KEY at the top level of HOST's
+# `show stats` JSON ("drops" sums every reason); "NA" when detourctl fails.
+stat_counter() {
+	ctl "$1" --json show stats 2>/dev/null | "$PY" -c '
+import json, sys
+key = sys.argv[1]
+try:
+    d = json.load(sys.stdin)
+except ValueError:
+    print("NA"); sys.exit(1)
+v = d.get(key, 0)
+print(sum(int(x) for x in v.values()) if isinstance(v, dict) else int(v))' "$2"
+}
+
+# sn_spi_counts NODE: "SPI COUNT" lines, one per SPI detour-sn on NODE saw.
+sn_spi_counts() {
+	local f
+	f=$(sn_stats "$1") || return 1
+	"$PY" -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+for s, c in sorted((d.get("spi") or {}).items()):
+    print(int(s), int(c))' "$f"
+}
+
+# path_spis HOST: "SPI_FWD SPI_REV HOPS" lines of HOST's `show paths`.
+path_spis() {
+	ctl "$1" --json show paths | "$PY" -c '
+import json, sys
+for p in json.load(sys.stdin):
+    print(p["spi_fwd"], p["spi_rev"], p.get("hops", "").replace(" ", ""))'
+}

@@ -47,7 +47,9 @@ static void flush_port(struct datapath *dp, uint16_t port)
 		st->tx_bytes += b->p[i]->len;
 	st->tx_pkts += b->n;
 	dp->tx(dp->tx_ctx, port, b->p, b->n);
-	pkt_free_bulk(dp->pool, b->p, b->n);
+	for (uint32_t i = 0; i < b->n; i++)
+		if (b->p[i]) /* the callee may keep a buffer (NULL) */
+			pkt_free(dp->pool, b->p[i]);
 	b->n = 0;
 }
 

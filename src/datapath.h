@@ -20,7 +20,9 @@
 #include "service_proxy.h"
 
 /* Transmit frames on local port `port`. The callee copies or sends them;
- * the datapath frees the buffers when it returns. */
+ * the datapath frees the buffers when it returns, except those the callee
+ * kept (it sets their pointers to NULL and must give them back to the
+ * worker's pool, e.g. by passing them to dp_input). */
 typedef void (*dp_tx_fn)(void *ctx, uint16_t port, struct pkt **pkts, uint32_t n);
 /* Send Geneve payloads (UDP 6081) to VTEPs; the datapath frees the buffers. */
 typedef void (*dp_tunnel_fn)(void *ctx, struct pkt **pkts, const struct ipaddr *dst, uint32_t n);

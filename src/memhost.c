@@ -15,6 +15,11 @@ struct frame {
 	uint8_t data[PKT_DATA_ROOM];
 };
 
+struct reflected {
+	struct pkt *p;  /* owned by the queue until received again */
+	uint16_t port;  /* the node port it comes back on */
+};
+
 struct kept {
 	uint32_t head, n;
 	uint32_t len[MEMHOST_KEEP];
@@ -28,7 +33,7 @@ struct memhost {
 	uint64_t *delivered; /* [n_ports] */
 	uint64_t *node_seen; /* [n_nodes] */
 	struct kept *kept;   /* [n_ports] */
-	struct frame *q;     /* reflected frames waiting to be received */
+	struct reflected *q; /* reflected frames waiting to be received */
 	uint32_t q_head, q_n;
 	struct frame *outbox; /* Geneve payloads sent to other hosts */
 	uint32_t out_head, out_n;
@@ -59,16 +64,16 @@ static void tx(void *ctx, uint16_t port, struct pkt **pkts, uint32_t n)
 	for (uint32_t i = 0; i < n; i++) {
 		struct pkt *p = pkts[i];
 		if (hp->kind != PORT_GUEST && m->emulate) {
+			/* the node works on the buffer itself and hands it back */
 			if (m->q_n == REFLECT_MAX)
 				continue;
-			struct frame *f = &m->q[(m->q_head + m->q_n) % REFLECT_MAX];
-			if (p->len > sizeof(f->data))
+			uint16_t back = sn_emul_reflect(m->hc, port, p->data, p->len);
+			if (back == PORT_NONE)
 				continue;
-			memcpy(f->data, p->data, p->len);
-			f->len = p->len;
-			f->port = sn_emul_reflect(m->hc, port, f->data, f->len);
-			if (f->port != PORT_NONE)
-				m->q_n++;
+			struct reflected *r = &m->q[(m->q_head + m->q_n++) % REFLECT_MAX];
+			r->p = p;
+			r->port = back;
+			pkts[i] = NULL;
 			continue;
 		}
 		m->delivered[port]++;
@@ -224,24 +229,24 @@ uint32_t memhost_outbox(struct memhost *m, const uint8_t **payloads, uint32_t *l
 
 static bool drain_reflections(struct memhost *m)
 {
-	bool ok = true;
 	/* node reflections, run to completion, batched by port */
 	while (m->q_n) {
-		const uint8_t *fr[BATCH_MAX];
-		uint32_t ln[BATCH_MAX], k = 0;
+		struct pkt *b[BATCH_MAX];
+		uint32_t k = 0;
 		uint16_t qport = m->q[m->q_head].port;
 		while (m->q_n && k < BATCH_MAX && m->q[m->q_head].port == qport) {
-			fr[k] = m->q[m->q_head].data;
-			ln[k++] = m->q[m->q_head].len;
+			struct pkt *p = m->q[m->q_head].p;
+			/* as if received: no engine state left on it */
+			p->flags = 0;
+			p->hash = 0;
+			b[k++] = p;
 			m->q_head = (m->q_head + 1) % REFLECT_MAX;
 			m->q_n--;
 		}
-		/* the frames stay valid: the queue slots are reused only by later reflections,
-		 * which the datapath makes after it copied these into buffers */
-		ok &= rx_batch(m, qport, fr, ln, k);
+		dp_input(m->dp, qport, b, k);
 		dp_flush(m->dp);
 	}
-	return ok;
+	return true;
 }
 
 bool memhost_reload(struct memhost *m, const char *yaml)

@@ -17,7 +17,7 @@ endif
 CFLAGS  += $(ARCHFLAGS)
 CFLAGS  += -std=c17 -Wall -Wextra -Werror -D_GNU_SOURCE -Isrc -MMD -MP $(SAN)
 LDFLAGS += $(SAN)
-LDLIBS  += -lyaml -ljansson -lpthread -lm
+LDLIBS  += -lyaml -ljansson -lpthread -lm -lxdp -lbpf
 
 PROGS   := detourd detourctl detour-sn detour-lab
 LIB_SRC := $(wildcard src/*.c)
@@ -39,6 +39,18 @@ deps:
 $(BUILD)/obj/%.o: src/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
+
+# XDP programs: bpf/NAME.c -> build/bpf/NAME.o (BPF target) -> build/bpf/NAME.h,
+# a C array that src/io_afxdp.c embeds (the daemon needs no file at run time).
+BPF_SRC := $(wildcard bpf/*.c)
+BPF_HDR := $(BPF_SRC:bpf/%.c=build/bpf/%.h)
+.SECONDARY: $(BPF_SRC:bpf/%.c=build/bpf/%.o)
+build/bpf/%.o: bpf/%.c
+	@mkdir -p $(dir $@)
+	clang -O2 -g -target bpf -I/usr/include/x86_64-linux-gnu -c $< -o $@
+build/bpf/%.h: build/bpf/%.o
+	cd build/bpf && xxd -i -n $*_bpf_o $*.o | sed -e 's/^unsigned char \(.*\)\[\] = {/static const unsigned char \1[] __attribute__((aligned(8))) = {/' -e 's/^unsigned int/static const unsigned int/' > $*.h.tmp && mv $*.h.tmp $*.h
+$(BUILD)/obj/io_afxdp.o: $(BPF_HDR)
 
 $(LIB): $(LIB_OBJ)
 	@rm -f $@
@@ -76,10 +88,10 @@ clang:
 # libFuzzer targets (clang): one binary per fuzz/fuzz_*.c.
 FUZZ_BUILD := build-fuzz
 FUZZ_CFLAGS := $(ARCHFLAGS) -std=c17 -g -O1 -Wall -Wextra -Werror -D_GNU_SOURCE -Isrc -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
-fuzz:
+fuzz: $(BPF_HDR)
 	@mkdir -p $(FUZZ_BUILD)
 	@set -e; for f in $(FUZZ_SRC); do n=$$(basename $$f .c); \
-	  echo "  FUZZ $$n"; clang $(FUZZ_CFLAGS) -o $(FUZZ_BUILD)/$$n $$f $(filter-out src/main.c,$(LIB_SRC)) -lyaml -ljansson -lpthread -lm; done
+	  echo "  FUZZ $$n"; clang $(FUZZ_CFLAGS) -o $(FUZZ_BUILD)/$$n $$f $(filter-out src/main.c,$(LIB_SRC)) -lyaml -ljansson -lpthread -lm -lxdp -lbpf; done
 
 unit: $(TESTS)
 	@tests/run-unit.sh $(BUILD)

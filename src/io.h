@@ -35,7 +35,16 @@ struct io_opts {
 	bool no_promisc;          /* default: promiscuous (the port receives many MACs) */
 	bool no_ifup;             /* default: set IFF_UP if the interface is down */
 	bool no_qdisc_bypass;     /* default: PACKET_QDISC_BYPASS on TX */
+	/* AF_XDP only (zero = default) */
+	bool xdp_one_queue;       /* bind only xdp_queue; default: every RX queue of the interface */
+	uint16_t xdp_queue;       /* the queue bound when xdp_one_queue */
+	uint8_t xdp_mode;         /* IO_XDP_MODE_*: how the XDP program is attached */
+	uint32_t xdp_frames;      /* UMEM frames of 2048 B shared by all queues; 0 = 4096 */
 };
+
+#define IO_XDP_MODE_AUTO 0    /* native (driver) mode, else generic (SKB) mode */
+#define IO_XDP_MODE_NATIVE 1
+#define IO_XDP_MODE_GENERIC 2
 
 /* Fill o with the defaults above. */
 void io_opts_init(struct io_opts *o);
@@ -60,6 +69,20 @@ struct io_stats {
  * NULL and writes a message into err. Needs CAP_NET_RAW (and CAP_NET_ADMIN
  * to bring the interface up / set promiscuous mode). */
 struct io_port *io_open_afpacket(const char *ifname, const struct io_opts *o, char *err, size_t errlen);
+
+/* Open an AF_XDP port on ifname (NULL o = defaults): one UMEM shared by
+ * one AF_XDP socket (copy mode) per RX queue, and an XDP program
+ * (bpf/xsk_redirect.c, embedded) that redirects every queue's frames to
+ * its socket; one io_port polls them all (io_fd is an epoll fd when there
+ * are several queues). TX goes out through the socket of the first queue.
+ * The program is attached through a BPF link (native mode, else generic
+ * unless o->xdp_mode says otherwise), so it goes away with the port or
+ * the process. On failure (no permission, no such interface, no AF_XDP
+ * or XDP support, another XDP program attached) returns NULL with a
+ * message in err: the caller may fall back to io_open_afpacket. Needs
+ * CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF/CAP_SYS_ADMIN (and CAP_IPC_LOCK
+ * for a UMEM over RLIMIT_MEMLOCK). */
+struct io_port *io_open_afxdp(const char *ifname, const struct io_opts *o, char *err, size_t errlen);
 
 /* Open an in-memory port with inject and collect rings of ring_size
  * frames each (rounded up to a power of two, at most 1<<20). MTU 1500. */

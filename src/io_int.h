@@ -12,7 +12,7 @@
 /* Enough for a 64 KiB super-frame cut at the smallest MTU. */
 #define IO_GSO_MAX_SEGS 256
 
-enum io_kind { IO_KIND_MEM = 1, IO_KIND_AFPACKET = 2 };
+enum io_kind { IO_KIND_MEM = 1, IO_KIND_AFPACKET = 2, IO_KIND_AFXDP = 3 };
 
 struct io_ops {
 	uint32_t (*rx_burst)(struct io_port *p, struct pkt_pool *pool, struct pkt **out, uint32_t max);

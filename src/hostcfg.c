@@ -4,9 +4,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-static void add_port(struct hostcfg *hc, const char *ifname, enum port_kind kind, uint16_t ref, uint32_t vni)
+static void add_port(struct hostcfg *hc, const char *ifname, enum port_kind kind, uint16_t ref, uint32_t vni,
+		     enum port_io io)
 {
 	struct hc_port *p = &hc->ports[hc->n_ports++];
+	if (io == PORT_IO_UNSET)
+		io = hc->topo->hosts[hc->self].io;
+	p->io = io == PORT_IO_UNSET ? PORT_IO_AFPACKET : io;
 	snprintf(p->ifname, sizeof(p->ifname), "%s", ifname);
 	p->kind = kind;
 	p->ref = ref;
@@ -103,7 +107,7 @@ struct hostcfg *hostcfg_build(struct topology *t, const char *host, char *err, s
 		if (t->guests[g].host != hc->self)
 			continue;
 		hc->guest_port[g] = hc->n_ports;
-		add_port(hc, t->guests[g].port, PORT_GUEST, g, t->networks[t->guests[g].network].vni);
+		add_port(hc, t->guests[g].port, PORT_GUEST, g, t->networks[t->guests[g].network].vni, t->guests[g].io);
 	}
 	for (uint16_t r = 0; r < t->n_rules; r++)
 		for (uint16_t a = 0; a < t->rules[r].n_applied; a++)
@@ -120,12 +124,12 @@ struct hostcfg *hostcfg_build(struct topology *t, const char *host, char *err, s
 			continue;
 		if (t->services[nd->service].mode == SVC_MODE_L2) {
 			hc->node_port[n][0] = hc->n_ports;
-			add_port(hc, nd->ports[0], PORT_SN_IN, n, 0);
+			add_port(hc, nd->ports[0], PORT_SN_IN, n, 0, nd->io);
 			hc->node_port[n][1] = hc->n_ports;
-			add_port(hc, nd->ports[1], PORT_SN_OUT, n, 0);
+			add_port(hc, nd->ports[1], PORT_SN_OUT, n, 0, nd->io);
 		} else {
 			hc->node_port[n][0] = hc->node_port[n][1] = hc->n_ports;
-			add_port(hc, nd->ports[0], PORT_SN, n, 0);
+			add_port(hc, nd->ports[0], PORT_SN, n, 0, nd->io);
 		}
 	}
 	for (uint16_t c = 0; c < t->n_chains; c++) {

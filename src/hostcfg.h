@@ -29,6 +29,7 @@ struct hc_port {
 	enum port_kind kind;
 	uint16_t ref;     /* guest index (PORT_GUEST) or node index */
 	uint32_t vni;     /* guest network VNI (PORT_GUEST) */
+	enum port_io io;  /* resolved: the port's, else its host's, else AF_PACKET */
 };
 
 struct hostcfg {

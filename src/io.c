@@ -241,3 +241,13 @@ void io_tx_fix(struct io_port *p, struct pkt *pkt)
 		IO_STAT_ADD(p, csum_filled, 1);
 	}
 }
+
+const char *io_kind_name(const struct io_port *p)
+{
+	switch (p->kind) {
+	case IO_KIND_MEM: return "mem";
+	case IO_KIND_AFPACKET: return "afpacket";
+	case IO_KIND_AFXDP: return "afxdp";
+	}
+	return "?";
+}

@@ -106,6 +106,8 @@ uint32_t io_tx_burst(struct io_port *p, struct pkt **pkts, uint32_t n);
  * Mem ports return an eventfd. */
 int io_fd(const struct io_port *p);
 const char *io_name(const struct io_port *p);
+/* "afpacket", "afxdp" or "mem". */
+const char *io_kind_name(const struct io_port *p);
 /* Interface index; 0 for a mem port. */
 int io_ifindex(const struct io_port *p);
 /* Interface MAC (mem port: 02:00 + hash of the name). */

@@ -261,6 +261,25 @@ static bool get_ifname(struct ctx *c, const yaml_node_t *n, const char *label, c
 	return true;
 }
 
+/* `io: auto | afpacket | afxdp` */
+static bool get_io(struct ctx *c, const yaml_node_t *n, const char *label, enum port_io *out)
+{
+	const char *s = get_str(c, n, label, "io");
+	if (!s)
+		return false;
+	if (!strcmp(s, "auto"))
+		*out = PORT_IO_AUTO;
+	else if (!strcmp(s, "afpacket"))
+		*out = PORT_IO_AFPACKET;
+	else if (!strcmp(s, "afxdp"))
+		*out = PORT_IO_AFXDP;
+	else {
+		ERR(c, node_line(n), "%s: io '%.32s' must be auto, afpacket or afxdp", label, s);
+		return false;
+	}
+	return true;
+}
+
 static bool get_mac(struct ctx *c, const yaml_node_t *n, const char *label, struct mac *out)
 {
 	const char *s = get_str(c, n, label, "mac");
@@ -528,17 +547,19 @@ static void parse_hosts(struct ctx *c, yaml_node_t *list)
 		c->oom = true;
 		return;
 	}
-	static const char *const keys[] = {"name", "vtep", "mtu"};
+	static const char *const keys[] = {"name", "vtep", "mtu", "io"};
 	for (size_t i = 0; i < n; i++) {
 		yaml_node_t *m = list_item(c, list, i);
 		if (!check_map(c, m, "host", i))
 			continue;
 		struct label l;
 		make_label(&l, "host", peek_name(c, m), i);
-		yaml_node_t *v[3];
-		get_fields(c, m, l.s, keys, 3, v);
+		yaml_node_t *v[4];
+		get_fields(c, m, l.s, keys, 4, v);
 		struct topo_host h = {.mtu = 1500, .line = node_line(m)};
 		bool ok = true;
+		if (v[3] && !get_io(c, v[3], l.s, &h.io))
+			ok = false;
 		if (!v[0]) {
 			missing(c, m, l.s, "name");
 			ok = false;
@@ -655,8 +676,8 @@ static void parse_guests(struct ctx *c, yaml_node_t *list)
 		c->oom = true;
 		return;
 	}
-	static const char *const keys[] = {"name", "host", "network", "port", "mac", "ip"};
-	enum { K_NAME, K_HOST, K_NET, K_PORT, K_MAC, K_IP, K_N };
+	static const char *const keys[] = {"name", "host", "network", "port", "mac", "ip", "io"};
+	enum { K_NAME, K_HOST, K_NET, K_PORT, K_MAC, K_IP, K_IO, K_N };
 	for (size_t i = 0; i < n; i++) {
 		yaml_node_t *m = list_item(c, list, i);
 		if (!check_map(c, m, "guest", i))
@@ -668,8 +689,10 @@ static void parse_guests(struct ctx *c, yaml_node_t *list)
 		struct topo_guest g = {.line = node_line(m), .host = TOPO_NO_INDEX,
 				       .network = TOPO_NO_INDEX};
 		for (int k = 0; k < K_N; k++)
-			if (!v[k] && k != K_IP)
+			if (!v[k] && k != K_IP && k != K_IO)
 				missing(c, m, l.s, keys[k]);
+		if (v[K_IO])
+			get_io(c, v[K_IO], l.s, &g.io);
 		if (v[K_NAME] && get_name(c, v[K_NAME], l.s, "name", g.name)) {
 			for (uint16_t j = 0; j < t->n_guests; j++)
 				if (!strcmp(t->guests[j].name, g.name))
@@ -736,8 +759,8 @@ static void parse_nodes(struct ctx *c, yaml_node_t *list, uint16_t svc, bool mod
 {
 	struct topology *t = c->t;
 	struct topo_service *s = &t->services[svc];
-	static const char *const keys[] = {"name", "host", "ports", "mac"};
-	enum { K_NAME, K_HOST, K_PORTS, K_MAC, K_N };
+	static const char *const keys[] = {"name", "host", "ports", "mac", "io"};
+	enum { K_NAME, K_HOST, K_PORTS, K_MAC, K_IO, K_N };
 	size_t n = list_len(list);
 	s->first_node = t->n_nodes;
 	for (size_t i = 0; i < n; i++) {
@@ -758,6 +781,8 @@ static void parse_nodes(struct ctx *c, yaml_node_t *list, uint16_t svc, bool mod
 		for (int k = 0; k < K_MAC; k++)
 			if (!v[k])
 				missing(c, m, l.s, keys[k]);
+		if (v[K_IO])
+			get_io(c, v[K_IO], l.s, &nd.io);
 		if (v[K_NAME] && get_name(c, v[K_NAME], l.s, "name", nd.name)) {
 			for (uint16_t j = 0; j < t->n_nodes; j++)
 				if (!strcmp(t->nodes[j].name, nd.name))

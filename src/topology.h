@@ -18,12 +18,16 @@ enum svc_mode { SVC_MODE_L2 = 0, SVC_MODE_L3 = 1, SVC_MODE_NSH = 2 };
 enum svc_failure { SVC_FAIL_BLOCK = 0, SVC_FAIL_ALLOW = 1 };
 enum rule_dir { RULE_DIR_INGRESS = 1, RULE_DIR_EGRESS = 2, RULE_DIR_BOTH = 3 };
 enum rule_action { RULE_REDIRECT = 0, RULE_COPY = 1, RULE_SKIP = 2 };
-enum port_io { PORT_IO_AUTO = 0, PORT_IO_AFPACKET = 1, PORT_IO_AFXDP = 2 };
+/* How a port is driven: `io:` on a host (its ports' default), a guest or a
+ * node. Unset means the host's choice; a host without one uses AF_PACKET.
+ * auto: AF_XDP where the interface takes it in native mode, else AF_PACKET. */
+enum port_io { PORT_IO_UNSET = 0, PORT_IO_AFPACKET = 1, PORT_IO_AFXDP = 2, PORT_IO_AUTO = 3 };
 
 struct topo_host {
 	char name[TOPO_NAME_MAX];
 	struct ipaddr vtep;
 	uint16_t mtu;        /* default 1500 */
+	enum port_io io;     /* default for this host's ports */
 	int line;
 };
 
@@ -38,6 +42,7 @@ struct topo_guest {
 	uint16_t host;       /* index into hosts */
 	uint16_t network;    /* index into networks */
 	char port[TOPO_IFNAME_MAX];
+	enum port_io io;
 	struct mac mac;
 	bool has_ip;
 	struct ipaddr ip;    /* optional */
@@ -51,6 +56,7 @@ struct topo_node {
 	uint16_t host;
 	uint8_t n_ports;     /* 1 (nsh, l3) or 2 (l2: in, out) */
 	char ports[2][TOPO_IFNAME_MAX];
+	enum port_io io;
 	bool has_mac;
 	struct mac mac;      /* SN MAC (nsh: required; l3: optional) */
 	int line;

@@ -85,11 +85,21 @@ elif [ "$(id -u)" != 0 ]; then
 	section "e2e"
 	ko "e2e tests need root (network namespaces); run make check as root"
 else
+	# every script with AF_PACKET ports, then the traffic scripts again with
+	# AF_XDP ports (E2E_IO=afxdp, see lib.sh)
+	runs=()
 	for t in tests/e2e/*.sh; do
-		[ "$(basename "$t")" = lib.sh ] && continue
-		name=$(basename "$t" .sh)
+		[ "$(basename "$t")" = lib.sh ] || runs+=("$t:")
+	done
+	for t in basic chain nat distributed; do
+		runs+=("tests/e2e/e2e_$t.sh:afxdp")
+	done
+	for r in "${runs[@]}"; do
+		t=${r%%:*}
+		io=${r#*:}
+		name=$(basename "$t" .sh)${io:+ ($io)}
 		section "e2e $name"
-		out=$(timeout --kill-after=10 "${E2E_TIMEOUT:-600}" bash "$t" 2>&1)
+		out=$(E2E_IO=$io timeout --kill-after=10 "${E2E_TIMEOUT:-600}" bash "$t" 2>&1)
 		rc=$?
 		printf '%s\n' "$out"
 		np=$(grep -c '^PASS: ' <<<"$out")

@@ -51,9 +51,10 @@ static json_t *show_ports(void *ctx, json_t *args, char *err, size_t errlen)
 		if (d->io[i])
 			io_get_stats(d->io[i], &io);
 		const char *owner = p->kind == PORT_GUEST ? hc->topo->guests[p->ref].name : hc->topo->nodes[p->ref].name;
-		json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "port",
+		json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "port",
 						   p->ifname, "kind", kind_name(p->kind), "attached", owner, "state",
-						   d->io[i] ? "up" : "missing", "rx_pkts", (json_int_t)st->rx_pkts,
+						   d->io[i] ? "up" : "missing", "io", d->io[i] ? io_kind_name(d->io[i]) : "-",
+						   "rx_pkts", (json_int_t)st->rx_pkts,
 						   "rx_bytes", (json_int_t)st->rx_bytes, "tx_pkts", (json_int_t)st->tx_pkts,
 						   "tx_bytes", (json_int_t)st->tx_bytes, "drops", (json_int_t)st->drops,
 						   "kernel_drops", (json_int_t)io.rx_drops, "gso_split",

@@ -77,17 +77,29 @@ static void open_underlay(struct daemon *d, bool quiet)
 		log_err("underlay peers: %s", err);
 }
 
+/* Open a port as the topology asks (`io:`); AF_XDP that cannot be had
+ * falls back to AF_PACKET with a log line. */
 static struct io_port *open_port(const struct hc_port *hp, uint16_t mtu)
 {
 	char err[256];
 	struct io_opts o;
 	io_opts_init(&o);
 	o.mtu = mtu;
+	if (hp->io == PORT_IO_AFXDP || hp->io == PORT_IO_AUTO) {
+		/* auto: native mode only (generic mode cannot take GSO frames from a TSO peer) */
+		o.xdp_mode = hp->io == PORT_IO_AUTO ? IO_XDP_MODE_NATIVE : IO_XDP_MODE_AUTO;
+		struct io_port *io = io_open_afxdp(hp->ifname, &o, err, sizeof(err));
+		if (io) {
+			log_info("port %s open (AF_XDP)", hp->ifname);
+			return io;
+		}
+		log_warn("port %s: AF_XDP not available (%s); using AF_PACKET", hp->ifname, err);
+	}
 	struct io_port *io = io_open_afpacket(hp->ifname, &o, err, sizeof(err));
 	if (!io)
 		log_warn("port %s: %s (retrying every second)", hp->ifname, err);
 	else
-		log_info("port %s open", hp->ifname);
+		log_info("port %s open (AF_PACKET)", hp->ifname);
 	return io;
 }
 

@@ -19,7 +19,7 @@ CTL=$BIN/detourctl
 SN_BIN=$BIN/detour-sn
 TOPO=$E2E_DIR/topo
 PY=/usr/bin/python3 # scapy imports only under the system python
-TEST_NAME=$(basename "$0" .sh)
+TEST_NAME=$(basename "$0" .sh)${E2E_IO:+ ($E2E_IO)}
 # A short prefix unique to this run: the lab's namespaces are PREFIX-NAME.
 PREFIX=${E2E_PREFIX:-e$(($$ % 100000))}
 STATE=/run/detour/lab-$PREFIX
@@ -85,8 +85,15 @@ finish() {
 }
 
 # lab_up FILE: builds the lab or fails the test (and exits).
+# E2E_IO=afxdp|afpacket|auto runs the lab's ports with that I/O backend:
+# each host of the topology gets `io: $E2E_IO`.
 lab_up() {
-	if "$LAB" --prefix "$PREFIX" up "$1" >"$TMP/lab-up.log" 2>&1; then
+	local file=$1
+	if [ -n "${E2E_IO:-}" ]; then
+		file=$TMP/$(basename "$1")
+		sed -E "s/(vtep: [^,}]+)/\1, io: $E2E_IO/" "$1" >"$file"
+	fi
+	if "$LAB" --prefix "$PREFIX" up "$file" >"$TMP/lab-up.log" 2>&1; then
 		pass "lab up ($(basename "$1"))"
 	else
 		fail "lab up ($(basename "$1"))"

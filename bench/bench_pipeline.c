@@ -192,11 +192,64 @@ static int run_distributed(uint32_t n, uint64_t total)
 	return 0;
 }
 
+/* A chain of `hops` nsh services, one node each, all on h1 (0: no rule). */
+static void make_hops_topo(char *out, size_t room, int hops)
+{
+	size_t off = (size_t)snprintf(out, room,
+				      "service_plane: { vni: 4000 }\n"
+				      "hosts: [ { name: h1, vtep: 10.0.0.1 } ]\n"
+				      "networks: [ { name: blue, vni: 100 } ]\n"
+				      "guests:\n"
+				      "  - { name: vm1, host: h1, network: blue, port: vm1p, mac: \"02:00:00:00:01:01\", ip: 10.1.0.1/16 }\n"
+				      "  - { name: vm2, host: h1, network: blue, port: vm2p, mac: \"02:00:00:00:01:02\", ip: 10.1.0.2/16 }\n");
+	if (hops == 0)
+		return;
+	off += (size_t)snprintf(out + off, room - off, "services:\n");
+	for (int i = 0; i < hops; i++)
+		off += (size_t)snprintf(out + off, room - off,
+					"  - { name: s%d, mode: nsh, nodes: [ { name: n%d, host: h1, ports: [n%dp], mac: \"02:00:00:00:aa:%02x\" } ] }\n",
+					i, i, i, i + 1);
+	off += (size_t)snprintf(out + off, room - off, "chains: [ { name: c, services: [");
+	for (int i = 0; i < hops; i++)
+		off += (size_t)snprintf(out + off, room - off, "%ss%d", i ? ", " : "", i);
+	snprintf(out + off, room - off,
+		 "] } ]\nrules:\n  - { name: web, applied_to: [vm1], direction: egress, match: { proto: tcp, dst_port: 80 }, action: redirect, chain: c }\n");
+}
+
+/* Mpps of established flows against hops and flows, as CSV (for plots). */
+static int sweep(uint64_t total)
+{
+	static const uint32_t flows[] = {1, 1000, 100000};
+	printf("hops,flows,mpps,ns_per_packet\n");
+	for (int hops = 0; hops <= 4; hops++)
+		for (size_t f = 0; f < ARRAY_SIZE(flows); f++) {
+			char y[4096];
+			make_hops_topo(y, sizeof(y), hops);
+			struct memhost *m = memhost_create(y, "h1", 1u << 18);
+			if (!m)
+				return 1;
+			memhost_keep_frames(m, false);
+			uint16_t p1 = hostcfg_port_by_ifname(memhost_cfg(m), "vm1p");
+			uint8_t *web = make_frames(flows[f], 80, 0x10);
+			if (!web)
+				return 1;
+			run(m, p1, web, flows[f], flows[f] < BATCH_MAX ? BATCH_MAX : flows[f]); /* set-up */
+			struct result r = run(m, p1, web, flows[f], total);
+			printf("%d,%u,%.3f,%.1f\n", hops, flows[f], r.mpps, r.ns);
+			fflush(stdout);
+			free(web);
+			memhost_destroy(m);
+		}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	bool smoke = false;
 	const char *only = NULL; /* g2g | new | chain */
 	uint32_t one_count = 0;  /* --flows N: only this flow count */
+	uint64_t packets = 0;    /* --packets N: packets per timed run */
+	bool do_sweep = false;   /* --sweep: CSV of Mpps against hops and flows */
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--smoke"))
 			smoke = true;
@@ -204,13 +257,19 @@ int main(int argc, char **argv)
 			only = argv[++i];
 		else if (!strcmp(argv[i], "--flows") && i + 1 < argc)
 			one_count = (uint32_t)strtoul(argv[++i], NULL, 10);
+		else if (!strcmp(argv[i], "--packets") && i + 1 < argc)
+			packets = strtoull(argv[++i], NULL, 10);
+		else if (!strcmp(argv[i], "--sweep"))
+			do_sweep = true;
 		else {
-			fprintf(stderr, "usage: bench_pipeline [--smoke] [--only g2g|new|chain|dist] [--flows N]\n");
+			fprintf(stderr, "usage: bench_pipeline [--smoke] [--only g2g|new|chain|dist] [--flows N] [--packets N] [--sweep]\n");
 			return 2;
 		}
 	}
 	uint32_t flow_counts[3] = {1, 10000, smoke ? 20000 : 1000000};
-	uint64_t total = smoke ? 200000 : 5000000;
+	uint64_t total = packets ? packets : smoke ? 200000 : 5000000;
+	if (do_sweep)
+		return sweep(packets ? packets : smoke ? 50000 : 2000000);
 	printf("detour in-memory pipeline benchmark (one core, %s)\n", smoke ? "smoke run" : "full run");
 	printf("%-34s %10s %10s %12s\n", "scenario", "flows", "Mpps", "ns/packet");
 	int rc = 0;

@@ -2,6 +2,7 @@
 #include "common.h"
 
 #include <arpa/inet.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -68,4 +69,14 @@ bool prefix_parse(const char *s, struct ipaddr *addr, int *plen)
 	for (int bit = *plen; bit < 128; bit++)
 		addr->b[bit / 8] &= (uint8_t)~(0x80 >> (bit % 8));
 	return true;
+}
+
+void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	if (!err || !errlen)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
 }

@@ -69,6 +69,9 @@ static inline void wr32(uint8_t *p, uint32_t v)
 	p[0] = (uint8_t)(v >> 24); p[1] = (uint8_t)(v >> 16); p[2] = (uint8_t)(v >> 8); p[3] = (uint8_t)v;
 }
 
+/* Writes a printf-style message into err[0..errlen) (nothing if err is NULL). */
+void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* Text forms; buffers of MAC_STRLEN / IPADDR_STRLEN bytes. Parsers return
  * false on malformed text and never write past the output. */
 #define MAC_STRLEN 18

@@ -60,19 +60,6 @@ struct control {
 	char tag_listen, tag_timer;
 };
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 static int64_t now_ms(void)
 {
 	struct timespec ts;
@@ -366,14 +353,14 @@ static int mkdir_p(const char *dir, char *err, size_t errlen)
 		char save = tmp[i];
 		tmp[i] = '\0';
 		if (mkdir(tmp, 0755) < 0 && errno != EEXIST) {
-			seterr(err, errlen, "cannot create directory %s: %s", tmp, strerror(errno));
+			set_err(err, errlen, "cannot create directory %s: %s", tmp, strerror(errno));
 			return -1;
 		}
 		tmp[i] = save;
 	}
 	struct stat st;
 	if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
-		seterr(err, errlen, "%s is not a directory", dir);
+		set_err(err, errlen, "%s is not a directory", dir);
 		return -1;
 	}
 	return 0;
@@ -384,11 +371,11 @@ static int fill_addr(struct sockaddr_un *sa, const char *path, char *err, size_t
 	memset(sa, 0, sizeof(*sa));
 	sa->sun_family = AF_UNIX;
 	if (!path || !*path) {
-		seterr(err, errlen, "empty control socket path");
+		set_err(err, errlen, "empty control socket path");
 		return -1;
 	}
 	if (strlen(path) >= sizeof(sa->sun_path)) {
-		seterr(err, errlen, "control socket path too long (max %zu bytes): %s",
+		set_err(err, errlen, "control socket path too long (max %zu bytes): %s",
 		       sizeof(sa->sun_path) - 1, path);
 		return -1;
 	}
@@ -436,51 +423,51 @@ struct control *control_open(const char *path, char *err, size_t errlen)
 
 	if (lstat(path, &st) == 0) {
 		if (!S_ISSOCK(st.st_mode)) {
-			seterr(err, errlen, "%s exists and is not a socket; not removing it", path);
+			set_err(err, errlen, "%s exists and is not a socket; not removing it", path);
 			return NULL;
 		}
 		if (socket_alive(&sa)) {
-			seterr(err, errlen, "another detourd is already listening on %s", path);
+			set_err(err, errlen, "another detourd is already listening on %s", path);
 			return NULL;
 		}
 		if (unlink(path) < 0 && errno != ENOENT) {
-			seterr(err, errlen, "cannot remove stale socket %s: %s", path, strerror(errno));
+			set_err(err, errlen, "cannot remove stale socket %s: %s", path, strerror(errno));
 			return NULL;
 		}
 	}
 
 	struct control *c = control_new();
 	if (!c) {
-		seterr(err, errlen, "out of memory");
+		set_err(err, errlen, "out of memory");
 		return NULL;
 	}
 	c->path = strdup(path);
 	c->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (!c->path || c->lfd < 0) {
-		seterr(err, errlen, "cannot create control socket: %s", strerror(errno));
+		set_err(err, errlen, "cannot create control socket: %s", strerror(errno));
 		goto fail;
 	}
 	if (bind(c->lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		seterr(err, errlen, "cannot bind control socket %s: %s", path, strerror(errno));
+		set_err(err, errlen, "cannot bind control socket %s: %s", path, strerror(errno));
 		free(c->path);
 		c->path = NULL; /* not ours: do not unlink */
 		goto fail;
 	}
 	if (chmod(path, 0660) < 0 || stat(path, &st) < 0) {
-		seterr(err, errlen, "cannot set mode of %s: %s", path, strerror(errno));
+		set_err(err, errlen, "cannot set mode of %s: %s", path, strerror(errno));
 		goto fail;
 	}
 	c->dev = st.st_dev;
 	c->ino = st.st_ino;
 	if (listen(c->lfd, 64) < 0) {
-		seterr(err, errlen, "cannot listen on %s: %s", path, strerror(errno));
+		set_err(err, errlen, "cannot listen on %s: %s", path, strerror(errno));
 		goto fail;
 	}
 	c->epfd = epoll_create1(EPOLL_CLOEXEC);
 	c->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	if (c->epfd < 0 || c->tfd < 0 || ep_add(c->epfd, c->lfd, EPOLLIN, &c->tag_listen) < 0 ||
 	    ep_add(c->epfd, c->tfd, EPOLLIN, &c->tag_timer) < 0) {
-		seterr(err, errlen, "cannot set up control socket polling: %s", strerror(errno));
+		set_err(err, errlen, "cannot set up control socket polling: %s", strerror(errno));
 		goto fail;
 	}
 	return c;
@@ -761,7 +748,7 @@ int control_request_timeout(const char *path, json_t *req, json_t **resp, int ti
 		return -1;
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
-		seterr(err, errlen, "cannot create socket: %s", strerror(errno));
+		set_err(err, errlen, "cannot create socket: %s", strerror(errno));
 		return -1;
 	}
 	/* AF_UNIX connect does not go "in progress": EAGAIN means the
@@ -773,7 +760,7 @@ int control_request_timeout(const char *path, json_t *req, json_t **resp, int ti
 			break;
 		if (errno == EAGAIN) {
 			if (now_ms() >= deadline) {
-				seterr(err, errlen, "cannot connect to detourd at %s: timed out "
+				set_err(err, errlen, "cannot connect to detourd at %s: timed out "
 				       "(daemon busy)", path);
 				goto out;
 			}
@@ -782,21 +769,21 @@ int control_request_timeout(const char *path, json_t *req, json_t **resp, int ti
 	}
 	if (r < 0) {
 		int e = errno;
-		seterr(err, errlen, "cannot connect to detourd at %s: %s%s", path, strerror(e),
+		set_err(err, errlen, "cannot connect to detourd at %s: %s%s", path, strerror(e),
 		       connect_hint(e));
 		goto out;
 	}
 
 	char *body = json_dumps(req, JSON_COMPACT);
 	if (!body) {
-		seterr(err, errlen, "cannot encode the request");
+		set_err(err, errlen, "cannot encode the request");
 		goto out;
 	}
 	size_t blen = strlen(body);
 	line = realloc(body, blen + 2);
 	if (!line) {
 		free(body);
-		seterr(err, errlen, "out of memory");
+		set_err(err, errlen, "out of memory");
 		goto out;
 	}
 	line[blen++] = '\n';
@@ -813,7 +800,7 @@ int control_request_timeout(const char *path, json_t *req, json_t **resp, int ti
 		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 			if (poll_one(fd, POLLOUT, deadline) > 0)
 				continue;
-			seterr(err, errlen, "detourd at %s did not take the request (timed out)", path);
+			set_err(err, errlen, "detourd at %s did not take the request (timed out)", path);
 			goto out;
 		}
 		break; /* EPIPE & co: the daemon may still have replied (an error) */
@@ -822,13 +809,13 @@ int control_request_timeout(const char *path, json_t *req, json_t **resp, int ti
 	for (;;) {
 		if (len + 1 >= cap) {
 			if (cap >= CONTROL_MAX_REPLY) {
-				seterr(err, errlen, "reply from detourd at %s too long", path);
+				set_err(err, errlen, "reply from detourd at %s too long", path);
 				goto out;
 			}
 			size_t ncap = cap ? cap * 2 : 65536;
 			char *n = realloc(buf, ncap);
 			if (!n) {
-				seterr(err, errlen, "out of memory");
+				set_err(err, errlen, "out of memory");
 				goto out;
 			}
 			buf = n;
@@ -846,28 +833,28 @@ int control_request_timeout(const char *path, json_t *req, json_t **resp, int ti
 		if (errno == EAGAIN || errno == EWOULDBLOCK) {
 			if (poll_one(fd, POLLIN, deadline) > 0)
 				continue;
-			seterr(err, errlen, "detourd at %s did not reply within %d ms", path,
+			set_err(err, errlen, "detourd at %s did not reply within %d ms", path,
 			       timeout_ms > 0 ? timeout_ms : CONTROL_CLIENT_TIMEOUT_MS);
 			goto out;
 		}
 		if (len)
 			break; /* reset after a complete reply: parse what came */
-		seterr(err, errlen, "reading the reply from detourd at %s: %s", path, strerror(errno));
+		set_err(err, errlen, "reading the reply from detourd at %s: %s", path, strerror(errno));
 		goto out;
 	}
 	if (len == 0) {
-		seterr(err, errlen, "detourd at %s closed the connection without replying", path);
+		set_err(err, errlen, "detourd at %s closed the connection without replying", path);
 		goto out;
 	}
 	json_error_t jerr;
 	json_t *j = json_loadb(buf, len, JSON_DISABLE_EOF_CHECK, &jerr);
 	if (!j) {
-		seterr(err, errlen, "bad reply from detourd at %s: %s", path, jerr.text);
+		set_err(err, errlen, "bad reply from detourd at %s: %s", path, jerr.text);
 		goto out;
 	}
 	if (!json_is_object(j) || !json_is_boolean(json_object_get(j, "ok"))) {
 		json_decref(j);
-		seterr(err, errlen, "bad reply from detourd at %s: no \"ok\" field", path);
+		set_err(err, errlen, "bad reply from detourd at %s: no \"ok\" field", path);
 		goto out;
 	}
 	*resp = j;
@@ -919,12 +906,12 @@ int control_default_socket(const char *dir, char *out, size_t outlen, char *err,
 	int ret = 0;
 	if (n == 1) {
 		if ((size_t)snprintf(out, outlen, "%s", names[0]) >= outlen) {
-			seterr(err, errlen, "socket path too long: %s", names[0]);
+			set_err(err, errlen, "socket path too long: %s", names[0]);
 			ret = -1;
 		}
 	} else if (n == 0) {
 		if ((size_t)snprintf(out, outlen, "%s/detourd.sock", dir) >= outlen) {
-			seterr(err, errlen, "socket directory path too long: %s", dir);
+			set_err(err, errlen, "socket directory path too long: %s", dir);
 			ret = -1;
 		}
 	} else {

@@ -7,7 +7,10 @@
  * frame larger than PKT_DATA_ROOM in a packet buffer. */
 #include "io_int.h"
 
+#include <errno.h>
+#include <net/if.h>
 #include <netinet/in.h>
+#include <sys/ioctl.h>
 #include <stdio.h>
 
 #include "wire.h"
@@ -250,4 +253,38 @@ const char *io_kind_name(const struct io_port *p)
 	case IO_KIND_AFXDP: return "afxdp";
 	}
 	return "?";
+}
+
+/* Interface index and MAC into p (through fd, any socket), and IFF_UP if asked. */
+int io_if_setup(struct io_port *p, int fd, const char *ifname, bool up, char *err, size_t errlen)
+{
+	struct ifreq ifr;
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
+	if (ioctl(fd, SIOCGIFINDEX, &ifr) < 0) {
+		set_err(err, errlen, "%s: no such interface (%s)", ifname, strerror(errno));
+		return -1;
+	}
+	p->ifindex = ifr.ifr_ifindex;
+	if (ioctl(fd, SIOCGIFHWADDR, &ifr) < 0) {
+		set_err(err, errlen, "%s: cannot read MAC address: %s", ifname, strerror(errno));
+		return -1;
+	}
+	if (ifr.ifr_hwaddr.sa_family != 1 /* ARPHRD_ETHER */) {
+		set_err(err, errlen, "%s: not an Ethernet interface", ifname);
+		return -1;
+	}
+	memcpy(p->mac.b, ifr.ifr_hwaddr.sa_data, 6);
+	if (ioctl(fd, SIOCGIFFLAGS, &ifr) < 0) {
+		set_err(err, errlen, "%s: cannot read flags: %s", ifname, strerror(errno));
+		return -1;
+	}
+	if (up && !(ifr.ifr_flags & IFF_UP)) {
+		ifr.ifr_flags |= IFF_UP;
+		if (ioctl(fd, SIOCSIFFLAGS, &ifr) < 0) {
+			set_err(err, errlen, "%s: cannot bring the interface up: %s", ifname, strerror(errno));
+			return -1;
+		}
+	}
+	return 0;
 }

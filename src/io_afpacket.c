@@ -51,16 +51,6 @@ struct afp_port {
 	uint64_t drops;
 };
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	if (!err || !errlen)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 static uint32_t status_load(const volatile uint32_t *s)
 {
 	return __atomic_load_n((const uint32_t *)s, __ATOMIC_ACQUIRE);
@@ -231,45 +221,12 @@ static const struct io_ops afp_ops = {
 static bool is_pow2(uint32_t v) { return v && !(v & (v - 1)); }
 
 /* Interface index, MAC, and IFF_UP (set if asked). */
-static int if_setup(struct afp_port *a, const char *ifname, bool up, char *err, size_t errlen)
-{
-	struct ifreq ifr;
-	memset(&ifr, 0, sizeof(ifr));
-	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
-	if (ioctl(a->port.fd, SIOCGIFINDEX, &ifr) < 0) {
-		seterr(err, errlen, "%s: no such interface (%s)", ifname, strerror(errno));
-		return -1;
-	}
-	a->port.ifindex = ifr.ifr_ifindex;
-	if (ioctl(a->port.fd, SIOCGIFHWADDR, &ifr) < 0) {
-		seterr(err, errlen, "%s: cannot read MAC address: %s", ifname, strerror(errno));
-		return -1;
-	}
-	if (ifr.ifr_hwaddr.sa_family != 1 /* ARPHRD_ETHER */) {
-		seterr(err, errlen, "%s: not an Ethernet interface", ifname);
-		return -1;
-	}
-	memcpy(a->port.mac.b, ifr.ifr_hwaddr.sa_data, 6);
-	if (ioctl(a->port.fd, SIOCGIFFLAGS, &ifr) < 0) {
-		seterr(err, errlen, "%s: cannot read flags: %s", ifname, strerror(errno));
-		return -1;
-	}
-	if (up && !(ifr.ifr_flags & IFF_UP)) {
-		ifr.ifr_flags |= IFF_UP;
-		if (ioctl(a->port.fd, SIOCSIFFLAGS, &ifr) < 0) {
-			seterr(err, errlen, "%s: cannot bring the interface up: %s", ifname, strerror(errno));
-			return -1;
-		}
-	}
-	return 0;
-}
-
 static int rx_setup(struct afp_port *a, const struct io_opts *o, bool promisc, char *err, size_t errlen)
 {
 	int fd = a->port.fd;
 	int v = TPACKET_V3;
 	if (setsockopt(fd, SOL_PACKET, PACKET_VERSION, &v, sizeof(v)) < 0) {
-		seterr(err, errlen, "%s: TPACKET_V3: %s", a->port.name, strerror(errno));
+		set_err(err, errlen, "%s: TPACKET_V3: %s", a->port.name, strerror(errno));
 		return -1;
 	}
 	/* a virtio-net header before each frame gives the GSO segment size
@@ -284,7 +241,7 @@ static int rx_setup(struct afp_port *a, const struct io_opts *o, bool promisc, c
 	req.tp_frame_nr = (o->rx_block_size / 2048) * o->rx_block_nr;
 	req.tp_retire_blk_tov = o->rx_block_tov_ms ? o->rx_block_tov_ms : 1;
 	if (setsockopt(fd, SOL_PACKET, PACKET_RX_RING, &req, sizeof(req)) < 0) {
-		seterr(err, errlen, "%s: RX ring (%u x %u): %s", a->port.name, o->rx_block_nr,
+		set_err(err, errlen, "%s: RX ring (%u x %u): %s", a->port.name, o->rx_block_nr,
 		       o->rx_block_size, strerror(errno));
 		return -1;
 	}
@@ -294,12 +251,12 @@ static int rx_setup(struct afp_port *a, const struct io_opts *o, bool promisc, c
 	a->rx_ring = mmap(NULL, a->rx_ring_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
 	if (a->rx_ring == MAP_FAILED) {
 		a->rx_ring = NULL;
-		seterr(err, errlen, "%s: mmap RX ring: %s", a->port.name, strerror(errno));
+		set_err(err, errlen, "%s: mmap RX ring: %s", a->port.name, strerror(errno));
 		return -1;
 	}
 	v = 1;
 	if (setsockopt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &v, sizeof(v)) < 0) {
-		seterr(err, errlen, "%s: PACKET_IGNORE_OUTGOING: %s", a->port.name, strerror(errno));
+		set_err(err, errlen, "%s: PACKET_IGNORE_OUTGOING: %s", a->port.name, strerror(errno));
 		return -1;
 	}
 	struct sockaddr_ll sll;
@@ -308,7 +265,7 @@ static int rx_setup(struct afp_port *a, const struct io_opts *o, bool promisc, c
 	sll.sll_protocol = htons(ETH_P_ALL);
 	sll.sll_ifindex = a->port.ifindex;
 	if (bind(fd, (struct sockaddr *)&sll, sizeof(sll)) < 0) {
-		seterr(err, errlen, "%s: bind: %s", a->port.name, strerror(errno));
+		set_err(err, errlen, "%s: bind: %s", a->port.name, strerror(errno));
 		return -1;
 	}
 	if (promisc) {
@@ -317,7 +274,7 @@ static int rx_setup(struct afp_port *a, const struct io_opts *o, bool promisc, c
 		mr.mr_ifindex = a->port.ifindex;
 		mr.mr_type = PACKET_MR_PROMISC;
 		if (setsockopt(fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mr, sizeof(mr)) < 0) {
-			seterr(err, errlen, "%s: promiscuous mode: %s", a->port.name, strerror(errno));
+			set_err(err, errlen, "%s: promiscuous mode: %s", a->port.name, strerror(errno));
 			return -1;
 		}
 	}
@@ -331,13 +288,13 @@ static int tx_setup(struct afp_port *a, const struct io_opts *o, char *err, size
 {
 	a->tx_fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
 	if (a->tx_fd < 0) {
-		seterr(err, errlen, "%s: TX socket: %s", a->port.name, strerror(errno));
+		set_err(err, errlen, "%s: TX socket: %s", a->port.name, strerror(errno));
 		return -1;
 	}
 	int fd = a->tx_fd;
 	int v = TPACKET_V2;
 	if (setsockopt(fd, SOL_PACKET, PACKET_VERSION, &v, sizeof(v)) < 0) {
-		seterr(err, errlen, "%s: TPACKET_V2: %s", a->port.name, strerror(errno));
+		set_err(err, errlen, "%s: TPACKET_V2: %s", a->port.name, strerror(errno));
 		return -1;
 	}
 	v = 1;
@@ -353,7 +310,7 @@ static int tx_setup(struct afp_port *a, const struct io_opts *o, char *err, size
 	req.tp_block_nr = o->tx_frame_nr;
 	req.tp_frame_nr = o->tx_frame_nr;
 	if (setsockopt(fd, SOL_PACKET, PACKET_TX_RING, &req, sizeof(req)) < 0) {
-		seterr(err, errlen, "%s: TX ring (%u frames): %s", a->port.name, o->tx_frame_nr, strerror(errno));
+		set_err(err, errlen, "%s: TX ring (%u frames): %s", a->port.name, o->tx_frame_nr, strerror(errno));
 		return -1;
 	}
 	a->tx_nr = o->tx_frame_nr;
@@ -361,7 +318,7 @@ static int tx_setup(struct afp_port *a, const struct io_opts *o, char *err, size
 	a->tx_ring = mmap(NULL, a->tx_ring_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
 	if (a->tx_ring == MAP_FAILED) {
 		a->tx_ring = NULL;
-		seterr(err, errlen, "%s: mmap TX ring: %s", a->port.name, strerror(errno));
+		set_err(err, errlen, "%s: mmap TX ring: %s", a->port.name, strerror(errno));
 		return -1;
 	}
 	struct sockaddr_ll sll;
@@ -370,7 +327,7 @@ static int tx_setup(struct afp_port *a, const struct io_opts *o, char *err, size
 	sll.sll_protocol = 0; /* receive nothing on this socket */
 	sll.sll_ifindex = a->port.ifindex;
 	if (bind(fd, (struct sockaddr *)&sll, sizeof(sll)) < 0) {
-		seterr(err, errlen, "%s: TX bind: %s", a->port.name, strerror(errno));
+		set_err(err, errlen, "%s: TX bind: %s", a->port.name, strerror(errno));
 		return -1;
 	}
 	return 0;
@@ -384,7 +341,7 @@ struct io_port *io_open_afpacket(const char *ifname, const struct io_opts *o, ch
 		o = &def;
 	}
 	if (!ifname || !*ifname || strlen(ifname) >= IFNAMSIZ) {
-		seterr(err, errlen, "bad interface name");
+		set_err(err, errlen, "bad interface name");
 		return NULL;
 	}
 	long pg = sysconf(_SC_PAGESIZE);
@@ -392,17 +349,17 @@ struct io_port *io_open_afpacket(const char *ifname, const struct io_opts *o, ch
 		pg = 4096;
 	if (!is_pow2(o->rx_block_size) || o->rx_block_size < (uint32_t)pg || o->rx_block_size > (64u << 20) ||
 	    o->rx_block_nr == 0 || o->rx_block_nr > 4096 || o->tx_frame_nr == 0 || o->tx_frame_nr > 65536) {
-		seterr(err, errlen, "%s: bad ring sizes (RX block %u x %u, TX %u)", ifname, o->rx_block_size,
+		set_err(err, errlen, "%s: bad ring sizes (RX block %u x %u, TX %u)", ifname, o->rx_block_size,
 		       o->rx_block_nr, o->tx_frame_nr);
 		return NULL;
 	}
 	if (o->mtu < IO_MTU_MIN || o->mtu > IO_MTU_MAX) {
-		seterr(err, errlen, "%s: mtu %u out of range %u..%u", ifname, o->mtu, IO_MTU_MIN, IO_MTU_MAX);
+		set_err(err, errlen, "%s: mtu %u out of range %u..%u", ifname, o->mtu, IO_MTU_MIN, IO_MTU_MAX);
 		return NULL;
 	}
 	struct afp_port *a = calloc(1, sizeof(*a));
 	if (!a) {
-		seterr(err, errlen, "out of memory");
+		set_err(err, errlen, "out of memory");
 		return NULL;
 	}
 	io_port_init(&a->port, &afp_ops, IO_KIND_AFPACKET, ifname);
@@ -410,11 +367,11 @@ struct io_port *io_open_afpacket(const char *ifname, const struct io_opts *o, ch
 	a->tx_fd = -1;
 	a->port.fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
 	if (a->port.fd < 0) {
-		seterr(err, errlen, "%s: AF_PACKET socket: %s", ifname, strerror(errno));
+		set_err(err, errlen, "%s: AF_PACKET socket: %s", ifname, strerror(errno));
 		afp_close(&a->port);
 		return NULL;
 	}
-	if (if_setup(a, ifname, !o->no_ifup, err, errlen) < 0 ||
+	if (io_if_setup(&a->port, a->port.fd, ifname, !o->no_ifup, err, errlen) < 0 ||
 	    rx_setup(a, o, !o->no_promisc, err, errlen) < 0 || tx_setup(a, o, err, errlen) < 0) {
 		afp_close(&a->port);
 		return NULL;

@@ -27,6 +27,7 @@
  * the socket). Must not: change interface settings other than IFF_UP and
  * promiscuous membership, or touch XDP programs it did not attach. */
 #include "io_int.h"
+#include "wire.h"
 
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
@@ -99,35 +100,10 @@ struct xdp_port {
 	struct xq q[XQ_MAX];
 };
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	if (!err || !errlen)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 /* ---- RX ---- */
 
-/* One's complement sum (RFC 1071) of d[0..n), added to s; not folded. */
-static uint64_t sum16(const uint8_t *d, uint32_t n, uint64_t s)
-{
-	uint32_t i = 0;
-	for (; i + 1 < n; i += 2)
-		s += rd16(d + i);
-	if (n & 1)
-		s += (uint32_t)d[n - 1] << 8;
-	return s;
-}
-
-static uint16_t fold16(uint64_t s)
-{
-	while (s >> 16)
-		s = (s & 0xffff) + (s >> 16);
-	return (uint16_t)s;
-}
+/* Folded one's complement sum, not complemented. */
+static uint16_t fold16(uint32_t s) { return (uint16_t)~csum_fold(s); }
 
 /* Checksum of a TCP/UDP packet left partial by a sender with checksum
  * offload: the field holds the folded pseudo-header sum and the packet
@@ -145,7 +121,7 @@ static bool rx_csum_partial(const uint8_t *f, uint32_t len)
 		off += 4;
 	}
 	off += 2;
-	uint64_t sum = 0;
+	uint32_t sum = 0;
 	uint32_t l4, l4len;
 	uint8_t proto;
 	if (et == 0x0800) {
@@ -160,7 +136,7 @@ static bool rx_csum_partial(const uint8_t *f, uint32_t len)
 		proto = ip[9];
 		l4 = off + ihl;
 		l4len = tot - ihl;
-		sum = sum16(ip + 12, 8, 0);
+		sum = csum_partial(ip + 12, 8, 0);
 	} else if (et == 0x86dd) {
 		if (off + 40 > len)
 			return false;
@@ -171,7 +147,7 @@ static bool rx_csum_partial(const uint8_t *f, uint32_t len)
 		l4len = plen;
 		if (l4 + l4len > len)
 			return false;
-		sum = sum16(ip + 8, 32, 0);
+		sum = csum_partial(ip + 8, 32, 0);
 	} else {
 		return false;
 	}
@@ -187,7 +163,7 @@ static bool rx_csum_partial(const uint8_t *f, uint32_t len)
 	if (field != fold16(sum))
 		return false;
 	/* matches the pseudo-header sum: partial unless it verifies */
-	return fold16(sum16(f + l4, l4len, sum)) != 0xffff;
+	return fold16(csum_partial(f + l4, l4len, sum)) != 0xffff;
 }
 
 static inline void fill_put(struct xq *q, const uint64_t *addrs, uint32_t k)
@@ -401,39 +377,6 @@ static uint32_t pow2_floor(uint32_t v)
 	return r;
 }
 
-static int if_setup(struct xdp_port *x, const char *ifname, bool up, char *err, size_t errlen)
-{
-	struct ifreq ifr;
-	memset(&ifr, 0, sizeof(ifr));
-	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
-	if (ioctl(x->ctl_fd, SIOCGIFINDEX, &ifr) < 0) {
-		seterr(err, errlen, "%s: no such interface (%s)", ifname, strerror(errno));
-		return -1;
-	}
-	x->port.ifindex = ifr.ifr_ifindex;
-	if (ioctl(x->ctl_fd, SIOCGIFHWADDR, &ifr) < 0) {
-		seterr(err, errlen, "%s: cannot read MAC address: %s", ifname, strerror(errno));
-		return -1;
-	}
-	if (ifr.ifr_hwaddr.sa_family != 1 /* ARPHRD_ETHER */) {
-		seterr(err, errlen, "%s: not an Ethernet interface", ifname);
-		return -1;
-	}
-	memcpy(x->port.mac.b, ifr.ifr_hwaddr.sa_data, 6);
-	if (ioctl(x->ctl_fd, SIOCGIFFLAGS, &ifr) < 0) {
-		seterr(err, errlen, "%s: cannot read flags: %s", ifname, strerror(errno));
-		return -1;
-	}
-	if (up && !(ifr.ifr_flags & IFF_UP)) {
-		ifr.ifr_flags |= IFF_UP;
-		if (ioctl(x->ctl_fd, SIOCSIFFLAGS, &ifr) < 0) {
-			seterr(err, errlen, "%s: cannot bring the interface up: %s", ifname, strerror(errno));
-			return -1;
-		}
-	}
-	return 0;
-}
-
 /* RX queues of the interface (ETHTOOL_GCHANNELS); 1 if unknown. */
 static uint32_t if_queues(struct xdp_port *x, const char *ifname)
 {
@@ -459,24 +402,24 @@ static int prog_load(struct xdp_port *x, uint32_t max_qid, char *err, size_t err
 	LIBBPF_OPTS(bpf_object_open_opts, oo, .object_name = "xsk_redirect");
 	x->obj = bpf_object__open_mem(xsk_redirect_bpf_o, xsk_redirect_bpf_o_len, &oo);
 	if (!x->obj) {
-		seterr(err, errlen, "%s: XDP program: %s", x->port.name, strerror(errno));
+		set_err(err, errlen, "%s: XDP program: %s", x->port.name, strerror(errno));
 		return -1;
 	}
 	struct bpf_map *m = bpf_object__find_map_by_name(x->obj, "xsks");
 	if (!m || bpf_map__set_max_entries(m, max_qid + 1) != 0) {
-		seterr(err, errlen, "%s: XDP program has no XSKMAP", x->port.name);
+		set_err(err, errlen, "%s: XDP program has no XSKMAP", x->port.name);
 		return -1;
 	}
 	int r = bpf_object__load(x->obj);
 	if (r) {
-		seterr(err, errlen, "%s: loading the XDP program: %s%s", x->port.name, strerror(-r),
+		set_err(err, errlen, "%s: loading the XDP program: %s%s", x->port.name, strerror(-r),
 		       r == -EPERM ? " (needs CAP_BPF/CAP_SYS_ADMIN)" : "");
 		return -1;
 	}
 	return 0;
 #else
 	(void)max_qid;
-	seterr(err, errlen, "%s: built without the XDP program (build/bpf/xsk_redirect.h)", x->port.name);
+	set_err(err, errlen, "%s: built without the XDP program (build/bpf/xsk_redirect.h)", x->port.name);
 	return -1;
 #endif
 }
@@ -486,7 +429,7 @@ static int prog_attach(struct xdp_port *x, uint8_t mode, char *err, size_t errle
 	struct bpf_program *prog = bpf_object__find_program_by_name(x->obj, "xsk_redirect");
 	int pfd = prog ? bpf_program__fd(prog) : -1;
 	if (pfd < 0) {
-		seterr(err, errlen, "%s: XDP program not found in the object", x->port.name);
+		set_err(err, errlen, "%s: XDP program not found in the object", x->port.name);
 		return -1;
 	}
 	int e = 0;
@@ -507,7 +450,7 @@ static int prog_attach(struct xdp_port *x, uint8_t mode, char *err, size_t errle
 	}
 	e = errno;
 fail:
-	seterr(err, errlen, "%s: attaching the XDP program: %s%s", x->port.name, strerror(e),
+	set_err(err, errlen, "%s: attaching the XDP program: %s%s", x->port.name, strerror(e),
 	       e == EBUSY || e == EEXIST ? " (another XDP program is attached)" : "");
 	return -1;
 }
@@ -519,7 +462,7 @@ static int xsk_setup(struct xdp_port *x, const char *ifname, uint32_t frames, ui
 	if (rxq > XRXQ_MAX)
 		rxq = XRXQ_MAX;
 	if (frames / 2 / nq < XRXQ_MIN) {
-		seterr(err, errlen, "%s: %u UMEM frames are too few for %u queues", ifname, frames, nq);
+		set_err(err, errlen, "%s: %u UMEM frames are too few for %u queues", ifname, frames, nq);
 		return -1;
 	}
 	uint32_t txf = pow2_floor(MIN(frames - nq * rxq, XTX_MAX));
@@ -527,13 +470,13 @@ static int xsk_setup(struct xdp_port *x, const char *ifname, uint32_t frames, ui
 	void *a = mmap(NULL, x->area_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE,
 		       -1, 0);
 	if (a == MAP_FAILED) {
-		seterr(err, errlen, "%s: UMEM of %zu bytes: %s", ifname, x->area_len, strerror(errno));
+		set_err(err, errlen, "%s: UMEM of %zu bytes: %s", ifname, x->area_len, strerror(errno));
 		return -1;
 	}
 	x->area = a;
 	x->tx_free = calloc(txf, sizeof(*x->tx_free));
 	if (!x->tx_free) {
-		seterr(err, errlen, "out of memory");
+		set_err(err, errlen, "out of memory");
 		return -1;
 	}
 	struct xsk_umem_config uc = {
@@ -546,7 +489,7 @@ static int xsk_setup(struct xdp_port *x, const char *ifname, uint32_t frames, ui
 	int r = xsk_umem__create(&x->umem, x->area, x->area_len, &x->q[0].fill, &x->q[0].comp, &uc);
 	if (r) {
 		x->umem = NULL;
-		seterr(err, errlen, "%s: AF_XDP UMEM: %s%s", ifname, strerror(-r),
+		set_err(err, errlen, "%s: AF_XDP UMEM: %s%s", ifname, strerror(-r),
 		       r == -ENOMEM || r == -EPERM ? " (locked memory limit: needs CAP_IPC_LOCK)"
 		       : r == -EAFNOSUPPORT ? " (no AF_XDP in this kernel)" : "");
 		return -1;
@@ -574,7 +517,7 @@ static int xsk_setup(struct xdp_port *x, const char *ifname, uint32_t frames, ui
 			q->xsk = NULL;
 			if (i > 0 && r == -EINVAL)
 				break; /* the interface has fewer queues than it said */
-			seterr(err, errlen, "%s: AF_XDP socket on queue %u: %s%s", ifname, q->qid, strerror(-r),
+			set_err(err, errlen, "%s: AF_XDP socket on queue %u: %s%s", ifname, q->qid, strerror(-r),
 			       r == -EBUSY ? " (another AF_XDP socket uses the queue)" : "");
 			return -1;
 		}
@@ -586,7 +529,7 @@ static int xsk_setup(struct xdp_port *x, const char *ifname, uint32_t frames, ui
 	for (uint32_t i = 0; i < x->nq; i++) {
 		uint32_t idx;
 		if (xsk_ring_prod__reserve(&x->q[i].fill, rxq, &idx) != rxq) {
-			seterr(err, errlen, "%s: fill ring too small", ifname);
+			set_err(err, errlen, "%s: fill ring too small", ifname);
 			return -1;
 		}
 		for (uint32_t k = 0; k < rxq; k++, next += XFRAME)
@@ -607,21 +550,21 @@ struct io_port *io_open_afxdp(const char *ifname, const struct io_opts *o, char 
 		o = &def;
 	}
 	if (!ifname || !*ifname || strlen(ifname) >= IFNAMSIZ) {
-		seterr(err, errlen, "bad interface name");
+		set_err(err, errlen, "bad interface name");
 		return NULL;
 	}
 	if (o->mtu < IO_MTU_MIN || o->mtu > IO_MTU_MAX) {
-		seterr(err, errlen, "%s: mtu %u out of range %u..%u", ifname, o->mtu, IO_MTU_MIN, IO_MTU_MAX);
+		set_err(err, errlen, "%s: mtu %u out of range %u..%u", ifname, o->mtu, IO_MTU_MIN, IO_MTU_MAX);
 		return NULL;
 	}
 	uint32_t frames = o->xdp_frames ? o->xdp_frames : XFRAMES_DEF;
 	if (frames < 2 * XRXQ_MIN || frames > (1u << 20) || o->xdp_mode > IO_XDP_MODE_GENERIC) {
-		seterr(err, errlen, "%s: bad AF_XDP options (frames %u, mode %u)", ifname, frames, o->xdp_mode);
+		set_err(err, errlen, "%s: bad AF_XDP options (frames %u, mode %u)", ifname, frames, o->xdp_mode);
 		return NULL;
 	}
 	struct xdp_port *x = calloc(1, sizeof(*x));
 	if (!x) {
-		seterr(err, errlen, "out of memory");
+		set_err(err, errlen, "out of memory");
 		return NULL;
 	}
 	io_port_init(&x->port, &xdp_ops, IO_KIND_AFXDP, ifname);
@@ -631,10 +574,10 @@ struct io_port *io_open_afxdp(const char *ifname, const struct io_opts *o, char 
 		x->q[i].fd = -1;
 	x->ctl_fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
 	if (x->ctl_fd < 0) {
-		seterr(err, errlen, "%s: AF_PACKET control socket: %s", ifname, strerror(errno));
+		set_err(err, errlen, "%s: AF_PACKET control socket: %s", ifname, strerror(errno));
 		goto fail;
 	}
-	if (if_setup(x, ifname, !o->no_ifup, err, errlen) < 0)
+	if (io_if_setup(&x->port, x->ctl_fd, ifname, !o->no_ifup, err, errlen) < 0)
 		goto fail;
 	uint32_t q0 = 0, nq = if_queues(x, ifname);
 	if (o->xdp_one_queue) {
@@ -650,7 +593,7 @@ struct io_port *io_open_afxdp(const char *ifname, const struct io_opts *o, char 
 		uint32_t key = x->q[i].qid;
 		int v = x->q[i].fd;
 		if (map_fd < 0 || bpf_map_update_elem(map_fd, &key, &v, 0) != 0) {
-			seterr(err, errlen, "%s: XSKMAP update for queue %u: %s", ifname, key, strerror(errno));
+			set_err(err, errlen, "%s: XSKMAP update for queue %u: %s", ifname, key, strerror(errno));
 			goto fail;
 		}
 	}
@@ -662,7 +605,7 @@ struct io_port *io_open_afxdp(const char *ifname, const struct io_opts *o, char 
 		mr.mr_ifindex = x->port.ifindex;
 		mr.mr_type = PACKET_MR_PROMISC;
 		if (setsockopt(x->ctl_fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mr, sizeof(mr)) < 0) {
-			seterr(err, errlen, "%s: promiscuous mode: %s", ifname, strerror(errno));
+			set_err(err, errlen, "%s: promiscuous mode: %s", ifname, strerror(errno));
 			goto fail;
 		}
 	}
@@ -671,13 +614,13 @@ struct io_port *io_open_afxdp(const char *ifname, const struct io_opts *o, char 
 	} else {
 		x->ep_fd = epoll_create1(EPOLL_CLOEXEC);
 		if (x->ep_fd < 0) {
-			seterr(err, errlen, "%s: epoll: %s", ifname, strerror(errno));
+			set_err(err, errlen, "%s: epoll: %s", ifname, strerror(errno));
 			goto fail;
 		}
 		for (uint32_t i = 0; i < x->nq; i++) {
 			struct epoll_event ev = {.events = EPOLLIN, .data.u32 = i};
 			if (epoll_ctl(x->ep_fd, EPOLL_CTL_ADD, x->q[i].fd, &ev) < 0) {
-				seterr(err, errlen, "%s: epoll: %s", ifname, strerror(errno));
+				set_err(err, errlen, "%s: epoll: %s", ifname, strerror(errno));
 				goto fail;
 			}
 		}

@@ -5,22 +5,14 @@
  * snaplen and PCAP_CAPLEN_MAX before it is handed out. */
 #include "pcap.h"
 
+#include "common.h"
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	if (!err || !errlen)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 static void wle16(uint8_t *p, uint16_t v)
 {
@@ -82,19 +74,19 @@ struct pcap_writer *pcap_writer_open(const char *path, char *err, size_t errlen)
 {
 	struct pcap_writer *w = calloc(1, sizeof(*w));
 	if (!w) {
-		seterr(err, errlen, "out of memory");
+		set_err(err, errlen, "out of memory");
 		return NULL;
 	}
 	w->f = fopen(path, "wbe");
 	if (!w->f) {
-		seterr(err, errlen, "%s: %s", path, strerror(errno));
+		set_err(err, errlen, "%s: %s", path, strerror(errno));
 		free(w);
 		return NULL;
 	}
 	uint8_t h[PCAP_FILE_HDR_LEN];
 	pcap_format_file_header(h);
 	if (fwrite(h, sizeof(h), 1, w->f) != 1) {
-		seterr(err, errlen, "%s: write: %s", path, strerror(errno));
+		set_err(err, errlen, "%s: write: %s", path, strerror(errno));
 		fclose(w->f);
 		free(w);
 		return NULL;
@@ -149,7 +141,7 @@ int pcap_iter_init(struct pcap_iter *it, const uint8_t *buf, size_t len, char *e
 {
 	memset(it, 0, sizeof(*it));
 	if (!buf || len < PCAP_FILE_HDR_LEN) {
-		seterr(err, errlen, "pcap: file header truncated (%zu bytes, need %d)", buf ? len : 0,
+		set_err(err, errlen, "pcap: file header truncated (%zu bytes, need %d)", buf ? len : 0,
 		       PCAP_FILE_HDR_LEN);
 		return -1;
 	}
@@ -161,14 +153,14 @@ int pcap_iter_init(struct pcap_iter *it, const uint8_t *buf, size_t len, char *e
 		it->swapped = true;
 		it->nsec = be == PCAP_MAGIC_NS;
 	} else {
-		seterr(err, errlen, "pcap: bad magic 0x%08x (not a classic pcap file)", le);
+		set_err(err, errlen, "pcap: bad magic 0x%08x (not a classic pcap file)", le);
 		return -1;
 	}
 	/* version: two 16-bit fields in file byte order */
 	uint16_t major = it->swapped ? (uint16_t)(buf[4] << 8 | buf[5]) : (uint16_t)(buf[5] << 8 | buf[4]);
 	uint16_t minor = it->swapped ? (uint16_t)(buf[6] << 8 | buf[7]) : (uint16_t)(buf[7] << 8 | buf[6]);
 	if (major != 2) {
-		seterr(err, errlen, "pcap: unsupported version %u.%u", major, minor);
+		set_err(err, errlen, "pcap: unsupported version %u.%u", major, minor);
 		return -1;
 	}
 	it->buf = buf;
@@ -177,7 +169,7 @@ int pcap_iter_init(struct pcap_iter *it, const uint8_t *buf, size_t len, char *e
 	it->snaplen = rd(it, buf + 16);
 	it->linktype = rd(it, buf + 20) & 0x0fffffffu; /* upper bits: FCS info */
 	if (it->snaplen == 0 || it->snaplen > PCAP_CAPLEN_MAX) {
-		seterr(err, errlen, "pcap: bad snaplen %u (1..%u)", it->snaplen, PCAP_CAPLEN_MAX);
+		set_err(err, errlen, "pcap: bad snaplen %u (1..%u)", it->snaplen, PCAP_CAPLEN_MAX);
 		return -1;
 	}
 	return 0;
@@ -186,7 +178,7 @@ int pcap_iter_init(struct pcap_iter *it, const uint8_t *buf, size_t len, char *e
 int pcap_iter_next(struct pcap_iter *it, struct pcap_rec *r, char *err, size_t errlen)
 {
 	if (!it->buf) {
-		seterr(err, errlen, "pcap: iterator not initialised");
+		set_err(err, errlen, "pcap: iterator not initialised");
 		return -1;
 	}
 	size_t left = it->len - it->off;
@@ -194,7 +186,7 @@ int pcap_iter_next(struct pcap_iter *it, struct pcap_rec *r, char *err, size_t e
 		return 0;
 	uint64_t idx = it->index;
 	if (left < PCAP_REC_HDR_LEN) {
-		seterr(err, errlen, "pcap: record %llu at offset %zu: header truncated (%zu of %d bytes)",
+		set_err(err, errlen, "pcap: record %llu at offset %zu: header truncated (%zu of %d bytes)",
 		       (unsigned long long)idx, it->off, left, PCAP_REC_HDR_LEN);
 		return -1;
 	}
@@ -202,23 +194,23 @@ int pcap_iter_next(struct pcap_iter *it, struct pcap_rec *r, char *err, size_t e
 	uint32_t sec = rd(it, h), frac = rd(it, h + 4);
 	uint32_t cap = rd(it, h + 8), orig = rd(it, h + 12);
 	if (cap > PCAP_CAPLEN_MAX || cap > it->snaplen) {
-		seterr(err, errlen, "pcap: record %llu at offset %zu: caplen %u exceeds %s %u",
+		set_err(err, errlen, "pcap: record %llu at offset %zu: caplen %u exceeds %s %u",
 		       (unsigned long long)idx, it->off, cap, cap > PCAP_CAPLEN_MAX ? "limit" : "snaplen",
 		       cap > PCAP_CAPLEN_MAX ? PCAP_CAPLEN_MAX : it->snaplen);
 		return -1;
 	}
 	if (orig < cap) {
-		seterr(err, errlen, "pcap: record %llu at offset %zu: original length %u < caplen %u",
+		set_err(err, errlen, "pcap: record %llu at offset %zu: original length %u < caplen %u",
 		       (unsigned long long)idx, it->off, orig, cap);
 		return -1;
 	}
 	if (frac >= (it->nsec ? 1000000000u : 1000000u)) {
-		seterr(err, errlen, "pcap: record %llu at offset %zu: bad timestamp fraction %u",
+		set_err(err, errlen, "pcap: record %llu at offset %zu: bad timestamp fraction %u",
 		       (unsigned long long)idx, it->off, frac);
 		return -1;
 	}
 	if (left - PCAP_REC_HDR_LEN < cap) {
-		seterr(err, errlen, "pcap: record %llu at offset %zu: data truncated (%zu of %u bytes)",
+		set_err(err, errlen, "pcap: record %llu at offset %zu: data truncated (%zu of %u bytes)",
 		       (unsigned long long)idx, it->off, left - PCAP_REC_HDR_LEN, cap);
 		return -1;
 	}
@@ -255,19 +247,19 @@ long pcap_read_file(const char *path, pcap_rec_cb cb, void *arg, char *err, size
 {
 	FILE *f = fopen(path, "rbe");
 	if (!f) {
-		seterr(err, errlen, "%s: %s", path, strerror(errno));
+		set_err(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;
 	}
 	struct stat sb;
 	if (fstat(fileno(f), &sb) < 0 || !S_ISREG(sb.st_mode) || sb.st_size > (1L << 30)) {
-		seterr(err, errlen, "%s: not a regular file of at most 1 GiB", path);
+		set_err(err, errlen, "%s: not a regular file of at most 1 GiB", path);
 		fclose(f);
 		return -1;
 	}
 	size_t sz = (size_t)sb.st_size;
 	uint8_t *buf = malloc(sz ? sz : 1);
 	if (!buf) {
-		seterr(err, errlen, "%s: out of memory", path);
+		set_err(err, errlen, "%s: out of memory", path);
 		fclose(f);
 		return -1;
 	}
@@ -275,7 +267,7 @@ long pcap_read_file(const char *path, pcap_rec_cb cb, void *arg, char *err, size
 	bool rerr = ferror(f);
 	fclose(f);
 	if (rerr || got != sz) {
-		seterr(err, errlen, "%s: read error", path);
+		set_err(err, errlen, "%s: read error", path);
 		free(buf);
 		return -1;
 	}

@@ -34,12 +34,6 @@ struct underlay {
 	struct peer_slot *slots;
 };
 
-static void set_err(char *err, size_t errlen, const char *fmt, const char *what, int e)
-{
-	if (err && errlen)
-		snprintf(err, errlen, fmt, what, e ? strerror(e) : "");
-}
-
 static socklen_t to_sockaddr(const struct ipaddr *a, uint16_t port, bool v6, struct sockaddr_storage *ss)
 {
 	memset(ss, 0, sizeof(*ss));
@@ -79,7 +73,7 @@ static int open_sock(const struct ipaddr *vtep, uint16_t port, bool v6, int bufs
 {
 	int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
-		set_err(err, errlen, "underlay: %s: %s", "socket", errno);
+		set_err(err, errlen, "underlay: %s: %s", "socket", strerror(errno));
 		return -1;
 	}
 	int one = 1;
@@ -88,7 +82,7 @@ static int open_sock(const struct ipaddr *vtep, uint16_t port, bool v6, int bufs
 		if (setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0 ||
 		    setsockopt(fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER, &pmtu, sizeof(pmtu)) < 0 ||
 		    setsockopt(fd, IPPROTO_IPV6, IPV6_DONTFRAG, &one, sizeof(one)) < 0) {
-			set_err(err, errlen, "underlay: %s: %s", "setsockopt IPv6", errno);
+			set_err(err, errlen, "underlay: %s: %s", "setsockopt IPv6", strerror(errno));
 			close(fd);
 			return -1;
 		}
@@ -99,7 +93,7 @@ static int open_sock(const struct ipaddr *vtep, uint16_t port, bool v6, int bufs
 	} else {
 		int pmtu = IP_PMTUDISC_DO;
 		if (setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &pmtu, sizeof(pmtu)) < 0) {
-			set_err(err, errlen, "underlay: %s: %s", "setsockopt IP_MTU_DISCOVER", errno);
+			set_err(err, errlen, "underlay: %s: %s", "setsockopt IP_MTU_DISCOVER", strerror(errno));
 			close(fd);
 			return -1;
 		}
@@ -113,7 +107,7 @@ static int open_sock(const struct ipaddr *vtep, uint16_t port, bool v6, int bufs
 		char a[IPADDR_STRLEN], what[IPADDR_STRLEN + 32];
 		ipaddr_format(vtep, a);
 		snprintf(what, sizeof(what), "bind %s%s%s port %u", v6 ? "[" : "", a, v6 ? "]" : "", port);
-		set_err(err, errlen, "underlay: %s: %s", what, errno);
+		set_err(err, errlen, "underlay: %s: %s", what, strerror(errno));
 		close(fd);
 		return -1;
 	}
@@ -134,12 +128,12 @@ static uint16_t bound_port(int fd)
 struct underlay *underlay_open(const struct ipaddr *vtep, uint16_t port, char *err, size_t errlen)
 {
 	if (!vtep || !port) {
-		set_err(err, errlen, "underlay: %s%s", "no VTEP address or port", 0);
+		set_err(err, errlen, "underlay: %s", "no VTEP address or port");
 		return NULL;
 	}
 	struct underlay *u = calloc(1, sizeof(*u));
 	if (!u) {
-		set_err(err, errlen, "underlay: %s%s", "out of memory", 0);
+		set_err(err, errlen, "underlay: %s", "out of memory");
 		return NULL;
 	}
 	u->rx_fd = -1;
@@ -204,7 +198,7 @@ static struct underlay_peer_stats *find_peer(const struct underlay *u, const str
 bool underlay_set_peers(struct underlay *u, const struct ipaddr *vteps, uint32_t n, char *err, size_t errlen)
 {
 	if (n > 65535) {
-		set_err(err, errlen, "underlay: %s%s", "too many VTEPs", 0);
+		set_err(err, errlen, "underlay: %s", "too many VTEPs");
 		return false;
 	}
 	uint32_t size = 16;
@@ -215,7 +209,7 @@ bool underlay_set_peers(struct underlay *u, const struct ipaddr *vteps, uint32_t
 	if ((n && !peers) || !slots) {
 		free(peers);
 		free(slots);
-		set_err(err, errlen, "underlay: %s%s", "out of memory", 0);
+		set_err(err, errlen, "underlay: %s", "out of memory");
 		return false;
 	}
 	struct underlay nu = {.peers = peers, .slots = slots, .slot_mask = size - 1};

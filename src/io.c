@@ -288,3 +288,21 @@ int io_if_setup(struct io_port *p, int fd, const char *ifname, bool up, char *er
 	}
 	return 0;
 }
+
+const struct io_opts *io_open_check(const char *ifname, const struct io_opts *o, struct io_opts *def, char *err,
+				    size_t errlen)
+{
+	if (!o) {
+		io_opts_init(def);
+		o = def;
+	}
+	if (!ifname || !*ifname || strlen(ifname) >= IFNAMSIZ) {
+		set_err(err, errlen, "bad interface name");
+		return NULL;
+	}
+	if (o->mtu < IO_MTU_MIN || o->mtu > IO_MTU_MAX) {
+		set_err(err, errlen, "%s: mtu %u out of range %u..%u", ifname, o->mtu, IO_MTU_MIN, IO_MTU_MAX);
+		return NULL;
+	}
+	return o;
+}

@@ -336,14 +336,8 @@ static int tx_setup(struct afp_port *a, const struct io_opts *o, char *err, size
 struct io_port *io_open_afpacket(const char *ifname, const struct io_opts *o, char *err, size_t errlen)
 {
 	struct io_opts def;
-	if (!o) {
-		io_opts_init(&def);
-		o = &def;
-	}
-	if (!ifname || !*ifname || strlen(ifname) >= IFNAMSIZ) {
-		set_err(err, errlen, "bad interface name");
+	if (!(o = io_open_check(ifname, o, &def, err, errlen)))
 		return NULL;
-	}
 	long pg = sysconf(_SC_PAGESIZE);
 	if (pg <= 0)
 		pg = 4096;
@@ -351,10 +345,6 @@ struct io_port *io_open_afpacket(const char *ifname, const struct io_opts *o, ch
 	    o->rx_block_nr == 0 || o->rx_block_nr > 4096 || o->tx_frame_nr == 0 || o->tx_frame_nr > 65536) {
 		set_err(err, errlen, "%s: bad ring sizes (RX block %u x %u, TX %u)", ifname, o->rx_block_size,
 		       o->rx_block_nr, o->tx_frame_nr);
-		return NULL;
-	}
-	if (o->mtu < IO_MTU_MIN || o->mtu > IO_MTU_MAX) {
-		set_err(err, errlen, "%s: mtu %u out of range %u..%u", ifname, o->mtu, IO_MTU_MIN, IO_MTU_MAX);
 		return NULL;
 	}
 	struct afp_port *a = calloc(1, sizeof(*a));

@@ -545,18 +545,8 @@ static int xsk_setup(struct xdp_port *x, const char *ifname, uint32_t frames, ui
 struct io_port *io_open_afxdp(const char *ifname, const struct io_opts *o, char *err, size_t errlen)
 {
 	struct io_opts def;
-	if (!o) {
-		io_opts_init(&def);
-		o = &def;
-	}
-	if (!ifname || !*ifname || strlen(ifname) >= IFNAMSIZ) {
-		set_err(err, errlen, "bad interface name");
+	if (!(o = io_open_check(ifname, o, &def, err, errlen)))
 		return NULL;
-	}
-	if (o->mtu < IO_MTU_MIN || o->mtu > IO_MTU_MAX) {
-		set_err(err, errlen, "%s: mtu %u out of range %u..%u", ifname, o->mtu, IO_MTU_MIN, IO_MTU_MAX);
-		return NULL;
-	}
 	uint32_t frames = o->xdp_frames ? o->xdp_frames : XFRAMES_DEF;
 	if (frames < 2 * XRXQ_MIN || frames > (1u << 20) || o->xdp_mode > IO_XDP_MODE_GENERIC) {
 		set_err(err, errlen, "%s: bad AF_XDP options (frames %u, mode %u)", ifname, frames, o->xdp_mode);

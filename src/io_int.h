@@ -64,6 +64,10 @@ void io_pend_drain(struct io_port *p, struct pkt **out, uint32_t *n, uint32_t ma
 /* Complete a partial checksum before TX (re-parses). */
 void io_tx_fix(struct io_port *p, struct pkt *pkt);
 void io_port_init(struct io_port *p, const struct io_ops *ops, enum io_kind kind, const char *name);
+/* The options a port opens with (defaults when o is NULL, kept in *def),
+ * after checking the interface name and MTU; NULL with err set. */
+const struct io_opts *io_open_check(const char *ifname, const struct io_opts *o, struct io_opts *def, char *err,
+				    size_t errlen);
 /* Interface index and MAC into p (asked through fd, any socket), and bring
  * it up when `up`. 0, or -1 with err set. */
 int io_if_setup(struct io_port *p, int fd, const char *ifname, bool up, char *err, size_t errlen);

@@ -160,7 +160,7 @@ size_t memhost_take(struct memhost *m, uint16_t port, uint8_t *buf, size_t room)
 	return len;
 }
 
-/* Receive frames of one port as batches. */
+/* Receive frames of one port (PORT_TUNNEL: Geneve payloads) as batches. */
 static bool rx_batch(struct memhost *m, uint16_t port, const uint8_t *const *frames, const uint32_t *lens, uint32_t n)
 {
 	struct pkt *b[BATCH_MAX];
@@ -173,7 +173,10 @@ static bool rx_batch(struct memhost *m, uint16_t port, const uint8_t *const *fra
 			memcpy(b[i]->data, frames[i], len);
 			b[i]->len = len;
 		}
-		dp_input(m->dp, port, b, k);
+		if (port == PORT_TUNNEL)
+			dp_input_tunnel(m->dp, b, k);
+		else
+			dp_input(m->dp, port, b, k);
 		frames += k;
 		lens += k;
 		n -= k;
@@ -193,24 +196,7 @@ bool memhost_rx(struct memhost *m, uint16_t port, const uint8_t *const *frames, 
 
 bool memhost_rx_tunnel(struct memhost *m, const uint8_t *const *payloads, const uint32_t *lens, uint32_t n)
 {
-	struct pkt *b[BATCH_MAX];
-	bool ok = true;
-	while (n) {
-		uint32_t k = pkt_alloc_bulk(m->dp->pool, b, MIN(n, (uint32_t)BATCH_MAX));
-		if (!k)
-			return false;
-		for (uint32_t i = 0; i < k; i++) {
-			uint32_t len = MIN(lens[i], (uint32_t)PKT_DATA_ROOM);
-			memcpy(b[i]->data, payloads[i], len);
-			b[i]->len = len;
-		}
-		dp_input_tunnel(m->dp, b, k);
-		payloads += k;
-		lens += k;
-		n -= k;
-	}
-	dp_flush(m->dp);
-	return drain_reflections(m) && ok;
+	return memhost_rx(m, PORT_TUNNEL, payloads, lens, n);
 }
 
 uint32_t memhost_outbox(struct memhost *m, const uint8_t **payloads, uint32_t *lens, struct ipaddr *dst, uint32_t max)

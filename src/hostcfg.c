@@ -200,25 +200,6 @@ uint16_t hostcfg_pick_path(const struct hostcfg *hc, uint16_t chain, uint64_t ha
 	return (uint16_t)(hc->ps->chain_first[chain] + i);
 }
 
-uint16_t hostcfg_next_hop(const struct hostcfg *hc, const struct path *p, bool reverse, uint8_t si,
-			  uint8_t *si_out)
-{
-	for (;;) {
-		uint16_t node = path_node_at(p, reverse, si);
-		if (node == TOPO_NO_INDEX)
-			return TOPO_NO_INDEX;
-		int hop = 255 - si;
-		int pos = reverse ? p->n_hops - 1 - hop : hop;
-		if (!(hc->bypass[p->chain] & (1u << pos))) {
-			*si_out = si;
-			return node;
-		}
-		if (si == 0)
-			return TOPO_NO_INDEX;
-		si--;
-	}
-}
-
 uint16_t hostcfg_port_by_ifname(const struct hostcfg *hc, const char *ifname)
 {
 	for (uint16_t i = 0; i < hc->n_ports; i++)

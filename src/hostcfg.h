@@ -80,9 +80,25 @@ bool hostcfg_path_live(const struct hostcfg *hc, uint16_t path);
 
 /* The node serving hop `si` of path p in a direction, skipping bypassed
  * services: returns the node and sets *si_out to its SI, or TOPO_NO_INDEX at
- * the end of the path. */
-uint16_t hostcfg_next_hop(const struct hostcfg *hc, const struct path *p, bool reverse, uint8_t si,
-			  uint8_t *si_out);
+ * the end of the path. (On every hop of every packet: inline.) */
+static inline uint16_t hostcfg_next_hop(const struct hostcfg *hc, const struct path *p, bool reverse, uint8_t si,
+					uint8_t *si_out)
+{
+	uint32_t bypass = hc->bypass[p->chain];
+	for (;;) {
+		unsigned hop = 255u - si;
+		if (hop >= p->n_hops)
+			return TOPO_NO_INDEX;
+		unsigned pos = reverse ? p->n_hops - 1u - hop : hop;
+		if (!(bypass & (1u << pos))) {
+			*si_out = si;
+			return p->nodes[pos];
+		}
+		if (si == 0)
+			return TOPO_NO_INDEX;
+		si--;
+	}
+}
 
 uint16_t hostcfg_port_by_ifname(const struct hostcfg *hc, const char *ifname);
 /* Network index of a guest-plane VNI; TOPO_NO_INDEX if none. */

@@ -11,6 +11,7 @@
  * 2-hop chain with its nodes on two other hosts (Geneve encapsulation and
  * decapsulation per hop), each host's share timed on its own. */
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -243,6 +244,57 @@ static int sweep(uint64_t total)
 	return 0;
 }
 
+/* Several workers, each a datapath of its own on its own core, the flows
+ * split between them by the symmetric flow hash (as a multi-worker data
+ * plane would): aggregate Mpps of the 2-hop chain, established flows. */
+struct worker_arg {
+	uint32_t flows;
+	uint64_t total;
+	struct result r;
+	int rc;
+};
+
+static void *worker_main(void *p)
+{
+	struct worker_arg *w = p;
+	struct memhost *m = memhost_create(TOPO, "h1", 1u << 18);
+	uint8_t *web = make_frames(w->flows, 80, 0x10);
+	if (!m || !web) {
+		w->rc = 1;
+		return NULL;
+	}
+	memhost_keep_frames(m, false);
+	uint16_t p1 = hostcfg_port_by_ifname(memhost_cfg(m), "vm1p");
+	run(m, p1, web, w->flows, w->flows < BATCH_MAX ? BATCH_MAX : w->flows);
+	w->r = run(m, p1, web, w->flows, w->total);
+	free(web);
+	memhost_destroy(m);
+	return NULL;
+}
+
+static int run_workers(int n, uint32_t flows, uint64_t total)
+{
+	pthread_t th[16];
+	struct worker_arg a[16];
+	uint64_t t0 = now();
+	for (int i = 0; i < n; i++) {
+		a[i] = (struct worker_arg){.flows = flows / (uint32_t)n ? flows / (uint32_t)n : 1, .total = total, .rc = 0};
+		if (pthread_create(&th[i], NULL, worker_main, &a[i]))
+			return 1;
+	}
+	int rc = 0;
+	for (int i = 0; i < n; i++) {
+		pthread_join(th[i], NULL);
+		rc |= a[i].rc;
+	}
+	double secs = (double)(now() - t0) / 1e9;
+	double sum = 0;
+	for (int i = 0; i < n; i++)
+		sum += a[i].r.mpps;
+	printf("%-34s %10u %10.2f %12s  (%d workers, wall %.2f s)\n", "2-hop chain, workers", flows, sum, "-", n, secs);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	bool smoke = false;
@@ -250,6 +302,7 @@ int main(int argc, char **argv)
 	uint32_t one_count = 0;  /* --flows N: only this flow count */
 	uint64_t packets = 0;    /* --packets N: packets per timed run */
 	bool do_sweep = false;   /* --sweep: CSV of Mpps against hops and flows */
+	int workers = 0;         /* --workers N: the chain on N worker threads */
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--smoke"))
 			smoke = true;
@@ -261,8 +314,10 @@ int main(int argc, char **argv)
 			packets = strtoull(argv[++i], NULL, 10);
 		else if (!strcmp(argv[i], "--sweep"))
 			do_sweep = true;
+		else if (!strcmp(argv[i], "--workers") && i + 1 < argc)
+			workers = atoi(argv[++i]);
 		else {
-			fprintf(stderr, "usage: bench_pipeline [--smoke] [--only g2g|new|chain|dist] [--flows N] [--packets N] [--sweep]\n");
+			fprintf(stderr, "usage: bench_pipeline [--smoke] [--only g2g|new|chain|dist] [--flows N] [--packets N] [--sweep] [--workers N]\n");
 			return 2;
 		}
 	}
@@ -270,6 +325,11 @@ int main(int argc, char **argv)
 	uint64_t total = packets ? packets : smoke ? 200000 : 5000000;
 	if (do_sweep)
 		return sweep(packets ? packets : smoke ? 50000 : 2000000);
+	if (workers > 0 && workers <= 16) {
+		printf("%-34s %10s %10s %12s\n", "scenario", "flows", "Mpps", "ns/packet");
+		int rc = run_workers(1, 10000, total);
+		return rc | run_workers(workers, 10000, total);
+	}
 	printf("detour in-memory pipeline benchmark (one core, %s)\n", smoke ? "smoke run" : "full run");
 	printf("%-34s %10s %10s %12s\n", "scenario", "flows", "Mpps", "ns/packet");
 	int rc = 0;
@@ -277,7 +337,8 @@ int main(int argc, char **argv)
 		uint32_t n = one_count ? one_count : flow_counts[f];
 		if (one_count && f > 0)
 			break;
-		struct memhost *m = memhost_create(TOPO, "h1", 1u << 21);
+		/* tables sized for the flows, as a deployment would size them */
+		struct memhost *m = memhost_create(TOPO, "h1", n < (1u << 17) ? 1u << 18 : 2 * n);
 		if (!m)
 			return 1;
 		memhost_keep_frames(m, false);

@@ -9,7 +9,7 @@ PKGS="
   iproute2 nftables ethtool bridge-utils
   netcat-openbsd curl iperf3 iputils-ping
   tcpdump tshark python3-scapy
-  openvswitch-switch
+  openvswitch-switch gnuplot-nox
 "
 missing=""
 for p in $PKGS; do

@@ -122,6 +122,9 @@ for b in build/bench/*; do
 	[ -f "$b" ] && [ -x "$b" ] || continue
 	step "bench smoke $(basename "$b")" timeout 300 "$b" --smoke
 done
+if [ "$(id -u)" = 0 ] && [ "${CHECK_SKIP_E2E:-0}" != 1 ]; then
+	step "bench smoke system" timeout 300 bash bench/system/run.sh --smoke
+fi
 
 section "summary"
 for f in "${failures[@]}"; do echo "  failed: $f"; done

@@ -5,10 +5,11 @@
  * whole batch before any packet needs them and its code stays hot:
  *
  *   GUEST_RX  parse, guest guard, learn             -> CLASSIFY (egress)
- *   CLASSIFY  rules + connection table (batched)    -> SP_FWD (port proxy encap) | L2 | TX
- *   SP_FWD    next hop on (SPI, SI), spmac switch   -> TO_NODE | HOME | (tunnel)
+ *   CLASSIFY  rules + connection table (batched)    -> port proxy encap, service plane | L2 | TX
+ *   (service plane, inline after the port proxy and each node return:
+ *    next hop on (SPI, SI), spmac switch            -> TO_NODE | HOME | tunnel)
  *   TO_NODE   service proxy: record, format         -> node port TX
- *   NODE_RX   service proxy: decode, recover, check -> SP_FWD
+ *   NODE_RX   service proxy: decode, recover, check -> service plane
  *   HOME      port proxy: strip, restore MACs       -> L2 (egress) | guest TX (ingress)
  *   L2        guest plane: MAC table, flooding      -> CLASSIFY (ingress) | guest TX | tunnel
  *   TUNNEL_RX Geneve from another host: decap       -> L2 (guest plane) | TO_NODE | HOME
@@ -28,6 +29,7 @@
 #define ZONE_NAT_ALIAS 0x8000
 
 static void enq(struct datapath *dp, enum dp_stage s, struct pkt *p);
+static void sp_forward(struct datapath *dp, struct pkt *p);
 
 static void dp_drop(struct datapath *dp, struct pkt *p, enum drop_reason why)
 {
@@ -265,7 +267,7 @@ static void steer(struct datapath *dp, struct pkt *p, uint16_t path_idx, bool re
 	port_proxy_encap(dp->hc, p, path, reverse, guest, p->key.zone & 1, is_copy);
 	p->flags |= PKT_F_SP_FIRST;
 	if (!path_crosses_hosts(dp->hc, path)) {
-		enq(dp, ST_SP_FWD, p);
+		sp_forward(dp, p);
 		return;
 	}
 	/* it will cross the underlay with the service-plane encapsulation:
@@ -273,7 +275,7 @@ static void steer(struct datapath *dp, struct pkt *p, uint16_t path_idx, bool re
 	struct pkt *frags[64];
 	int n = fit_tunnel(dp, p, tunnel_sp_encap_len(&p->md), frags, ARRAY_SIZE(frags));
 	for (int i = 0; i < n; i++)
-		enq(dp, ST_SP_FWD, frags[i]);
+		sp_forward(dp, frags[i]);
 }
 
 static uint16_t path_index(const struct hostcfg *hc, uint32_t spi)
@@ -424,44 +426,44 @@ static void stage_classify(struct datapath *dp, struct pkt **v, uint32_t n)
 		classify_one(dp, look[i], conns[i], dirs[i], rules[i]);
 }
 
-/* ---- SP_FWD -------------------------------------------------------------- */
+/* ---- the service plane ------------------------------------------------------ */
 
-static void stage_sp_fwd(struct datapath *dp, struct pkt **v, uint32_t n)
+/* The service plane for one packet: its next hop on (SPI, SI), then the
+ * spmac switch (runs inline at the end of the port proxy and of every
+ * service proxy return: no queue of its own). */
+static void sp_forward(struct datapath *dp, struct pkt *p)
 {
 	const struct hostcfg *hc = dp->hc;
-	for (uint32_t i = 0; i < n; i++) {
-		struct pkt *p = v[i];
-		bool first = p->flags & PKT_F_SP_FIRST;
-		p->flags &= ~PKT_F_SP_FIRST;
-		/* the sender: the port proxy on the first hop, else the node just done */
-		const struct mac *from = first ? &hc->pp_spmac : &hc->ps->node_spmac[p->next];
-		struct sp_dest d = service_plane_forward(hc, p, from, first);
-		switch (d.kind) {
-		case SPD_NODE:
-			if (!hc->node_up[d.node]) {
-				dp_drop(dp, p, DROP_SN_DOWN);
-				break;
-			}
-			p->next = d.node;
-			p->sp_hash = service_proxy_prefetch(hc, dp->spx, d.node, p);
-			enq(dp, ST_TO_NODE, p);
-			break;
-		case SPD_PORT_PROXY:
-			enq(dp, ST_HOME, p);
-			break;
-		case SPD_REMOTE: {
-			enum drop_reason why = tunnel_encap_sp(p, hc->topo->sp_vni, hc->topo->md_class, p->md.ttl);
-			if (why != DROP_NONE)
-				dp_drop(dp, p, why);
-			else
-				tunnel_send(dp, p, &d.vtep);
-			break;
+	bool first = p->flags & PKT_F_SP_FIRST;
+	p->flags &= ~PKT_F_SP_FIRST;
+	/* the sender: the port proxy on the first hop, else the node just done */
+	const struct mac *from = first ? &hc->pp_spmac : &hc->ps->node_spmac[p->next];
+	struct sp_dest d = service_plane_forward(hc, p, from, first);
+	switch (d.kind) {
+	case SPD_NODE:
+		if (!hc->node_up[d.node]) {
+			dp_drop(dp, p, DROP_SN_DOWN);
+			return;
 		}
-		case SPD_NONE:
-			dp_drop(dp, p, DROP_SP_NO_NEXTHOP);
-			break;
-		}
+		p->next = d.node;
+		p->sp_hash = service_proxy_prefetch(hc, dp->spx, d.node, p);
+		enq(dp, ST_TO_NODE, p);
+		return;
+	case SPD_PORT_PROXY:
+		enq(dp, ST_HOME, p);
+		return;
+	case SPD_REMOTE: {
+		enum drop_reason why = tunnel_encap_sp(p, hc->topo->sp_vni, hc->topo->md_class, p->md.ttl);
+		if (why != DROP_NONE)
+			dp_drop(dp, p, why);
+		else
+			tunnel_send(dp, p, &d.vtep);
+		return;
 	}
+	case SPD_NONE:
+		break;
+	}
+	dp_drop(dp, p, DROP_SP_NO_NEXTHOP);
 }
 
 /* ---- TO_NODE ------------------------------------------------------------- */
@@ -523,7 +525,7 @@ static void stage_node_rx(struct datapath *dp, struct pkt **v, uint32_t n)
 			continue;
 		}
 		p->next = node;
-		enq(dp, ST_SP_FWD, p);
+		sp_forward(dp, p);
 	}
 }
 
@@ -744,7 +746,7 @@ typedef void (*stage_fn)(struct datapath *dp, struct pkt **v, uint32_t n);
 static const stage_fn stages[ST__MAX] = {
 	[ST_GUEST_RX] = stage_guest_rx, [ST_NODE_RX] = stage_node_rx, [ST_TUNNEL_RX] = stage_tunnel_rx,
 	[ST_CLASSIFY] = stage_classify,
-	[ST_SP_FWD] = stage_sp_fwd,     [ST_TO_NODE] = stage_to_node, [ST_HOME] = stage_home,
+	[ST_TO_NODE] = stage_to_node, [ST_HOME] = stage_home,
 	[ST_L2] = stage_l2,
 };
 

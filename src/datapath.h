@@ -37,7 +37,7 @@ struct dp_node_stats {
 	uint64_t to_node, from_node, drops;
 };
 
-enum dp_stage { ST_GUEST_RX, ST_NODE_RX, ST_TUNNEL_RX, ST_CLASSIFY, ST_SP_FWD, ST_TO_NODE, ST_HOME, ST_L2, ST__MAX };
+enum dp_stage { ST_GUEST_RX, ST_NODE_RX, ST_TUNNEL_RX, ST_CLASSIFY, ST_TO_NODE, ST_HOME, ST_L2, ST__MAX };
 
 #define DP_QUEUE 1024
 

@@ -92,7 +92,7 @@ void dp_set_tunnel(struct datapath *dp, dp_tunnel_fn fn, void *ctx)
 static void tunnel_send(struct datapath *dp, struct pkt *p, const struct ipaddr *dst)
 {
 	if (!dp->tun_tx) {
-		dp_drop(dp, p, DROP_SP_UNKNOWN_SPMAC);
+		dp_drop(dp, p, DROP_NO_UNDERLAY);
 		return;
 	}
 	if (!p->hash) /* ECMP entropy for the outer UDP source port: the inner flow */
@@ -173,7 +173,7 @@ static void enq(struct datapath *dp, enum dp_stage s, struct pkt *p)
 {
 	struct dp_queue *q = &dp->q[s];
 	if (unlikely(q->n == DP_QUEUE)) {
-		dp_drop(dp, p, DROP_TX_FULL);
+		dp_drop(dp, p, DROP_QUEUE_FULL);
 		return;
 	}
 	q->p[(q->head + q->n) % DP_QUEUE] = p;

@@ -53,6 +53,8 @@
 	X(COPY_END, "copy reached the end of its path")                        \
 	X(POOL_EMPTY, "buffer pool empty")                                     \
 	X(TX_FULL, "transmit queue full")                                      \
+	X(QUEUE_FULL, "engine stage queue full")                               \
+	X(NO_UNDERLAY, "another host is out of reach (no underlay)")           \
 	X(TX_ERROR, "transmit error")                                          \
 	X(TOO_BIG, "frame too big")                                            \
 	X(LOOP, "forwarding loop")

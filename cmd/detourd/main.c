@@ -51,7 +51,9 @@ static void tunnel_cb(void *ctx, struct pkt **pkts, const struct ipaddr *dst, ui
 {
 	struct daemon *d = ctx;
 	if (d->ul)
-		underlay_tx_burst(d->ul, pkts, dst, NULL, n, NULL);
+		underlay_tx_burst(d->ul, pkts, dst, NULL, n, NULL); /* failures counted per peer */
+	else
+		d->dp->drops[DROP_NO_UNDERLAY] += n;
 }
 
 /* The underlay socket on this host's VTEP, with the other hosts as the only

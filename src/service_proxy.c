@@ -14,7 +14,6 @@
 
 enum spx_kind { SPX_EXACT = 1, SPX_SRC_EP = 2, SPX_DST_EP = 3 };
 
-
 /* The metadata a node cannot carry: struct sp_meta up to its unknown TLVs
  * (those travel between hosts, not through SFC-unaware nodes). */
 #define SPX_MD_BYTES offsetof(struct sp_meta, n_unknown)

@@ -4,12 +4,15 @@
  * service-plane metadata that SFC-unaware nodes cannot carry.
  *
  * Metadata recovery: when a packet goes to a node, its metadata is stored
- * in a per-worker flow-state table under the flow's 5-tuple as sent, and
- * also under each of its two endpoints (address, port, protocol). On
- * return, the exact 5-tuple is looked up first; a miss means the node
- * rewrote the packet (NAT), and the endpoint the node did not rewrite
- * (the source for DNAT, the destination for SNAT and for un-NATed replies)
- * finds the entry, which is then learned under the rewritten 5-tuple.
+ * in a per-worker flow-state table under the flow's 5-tuple as sent (plus
+ * what the node returns besides: the chain and direction for nsh, the side
+ * for l2), and for nodes that may rewrite addresses (l3, nsh) also under
+ * each of its two endpoints (address, port, protocol). On return, the exact
+ * key is looked up first; a miss means the node rewrote the packet (NAT),
+ * and the endpoint the node did not rewrite (the source for DNAT, the
+ * destination for SNAT and for un-NATed replies) finds the entry, which is
+ * then learned under the rewritten 5-tuple. A key written by two guests or
+ * tenants recovers nothing (fail closed).
  *
  * Owns: the flow-state table and the per-node counters.
  * Must not: choose next hops (service_plane) or classify. */

@@ -14,7 +14,7 @@
  * then learned under the rewritten 5-tuple. A key written by two guests or
  * tenants recovers nothing (fail closed).
  *
- * Owns: the flow-state table and the per-node counters.
+ * Owns: the flow-state table (the per-node counters are the datapath's).
  * Must not: choose next hops (service_plane) or classify. */
 #ifndef DETOUR_SERVICE_PROXY_H
 #define DETOUR_SERVICE_PROXY_H
@@ -24,10 +24,6 @@
 #include "pkt.h"
 
 struct spx_table;
-
-struct spx_node_stats {
-	uint64_t to_node, from_node, drops, recovered_nat, arp_replies;
-};
 
 struct spx_table *spx_table_create(uint32_t capacity_pow2);
 void spx_table_destroy(struct spx_table *t);

@@ -372,8 +372,10 @@ static bool trace_point(struct daemon *d, json_t *lines, json_t *points, uint16_
 	json_object_set_new(pt, "spi", json_integer(spi));
 	json_array_append_new(lines, json_sprintf("  chain %s, path SPI %u (%s)", t->chains[p->chain].name, spi,
 						  reverse ? "reverse" : "forward"));
-	json_array_append_new(lines, json_sprintf("  port proxy %s on %s: MACs saved, SPI %u SI 255, return to %s",
-						  "pp", t->hosts[hc->self].name, spi, t->hosts[hc->self].name));
+	char spmac[MAC_STRLEN];
+	mac_format(&hc->pp_spmac, spmac);
+	json_array_append_new(lines, json_sprintf("  port proxy of %s (spmac %s): MACs saved, SPI %u SI 255, return address %s",
+						  t->hosts[hc->self].name, spmac, spi, t->hosts[hc->self].name));
 	json_t *hops = json_array();
 	uint8_t si = 255;
 	bool first = true;

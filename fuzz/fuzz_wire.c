@@ -35,6 +35,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 
 	if (size <= PKT_DATA_ROOM) {
+		/* wire_parse (with its fast path) gives what the general parser gives */
+		pkt_reset(&pk);
+		memcpy(pk.data, f, size);
+		pk.len = (uint32_t)size;
+		memset(&pk.lay, 0x5a, sizeof(pk.lay));
+		pk.key = (struct flow_key){.vni = 0xabcdef, .zone = 9};
+		if (wire_parse(&pk) != r)
+			abort();
+		if (r == DROP_NONE && (memcmp(&pk.lay, &lay, sizeof(lay)) || memcmp(&pk.key, &key, sizeof(key))))
+			abort();
 		pkt_reset(&pk);
 		memcpy(pk.data, f, size);
 		pk.len = (uint32_t)size;

@@ -11,6 +11,7 @@
 #include <net/if.h>
 #include <netinet/in.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <stdio.h>
 
 #include "wire.h"
@@ -305,4 +306,15 @@ const struct io_opts *io_open_check(const char *ifname, const struct io_opts *o,
 		return NULL;
 	}
 	return o;
+}
+
+bool io_check_alive(struct io_port *p)
+{
+	int e = 0;
+	socklen_t len = sizeof(e);
+	if (p->fd >= 0)
+		(void)getsockopt(p->fd, SOL_SOCKET, SO_ERROR, &e, &len); /* clears a pending error */
+	if (p->kind == IO_KIND_MEM)
+		return true;
+	return if_nametoindex(p->name) == (unsigned)p->ifindex;
 }

@@ -116,6 +116,11 @@ uint16_t io_mtu(const struct io_port *p);
 /* Change the MTU (IO_MTU_MIN..IO_MTU_MAX); false if out of range. */
 bool io_set_mtu(struct io_port *p, uint16_t mtu);
 
+/* After poll() reported an error on io_fd(): clears the socket's pending
+ * error and says whether the interface still exists (the same one). A port
+ * whose interface is gone must be closed (and opened again later). */
+bool io_check_alive(struct io_port *p);
+
 /* Snapshot of the counters (any thread). */
 void io_get_stats(struct io_port *p, struct io_stats *st);
 /* Close the port; NULL is ignored. Pending GSO segments go back to their pool. */

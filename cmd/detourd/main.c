@@ -81,7 +81,7 @@ static void open_underlay(struct daemon *d, bool quiet)
 
 /* Open a port as the topology asks (`io:`); AF_XDP that cannot be had
  * falls back to AF_PACKET with a log line. */
-static struct io_port *open_port(const struct hc_port *hp, uint16_t mtu)
+static struct io_port *open_port(const struct hc_port *hp, uint16_t mtu, bool quiet)
 {
 	char err[256];
 	struct io_opts o;
@@ -95,12 +95,14 @@ static struct io_port *open_port(const struct hc_port *hp, uint16_t mtu)
 			log_info("port %s open (AF_XDP)", hp->ifname);
 			return io;
 		}
-		log_warn("port %s: AF_XDP not available (%s); using AF_PACKET", hp->ifname, err);
+		if (!quiet)
+			log_warn("port %s: AF_XDP not available (%s); using AF_PACKET", hp->ifname, err);
 	}
 	struct io_port *io = io_open_afpacket(hp->ifname, &o, err, sizeof(err));
-	if (!io)
-		log_warn("port %s: %s (retrying every second)", hp->ifname, err);
-	else
+	if (!io) {
+		if (!quiet)
+			log_warn("port %s: %s (retrying every second)", hp->ifname, err);
+	} else
 		log_info("port %s open (AF_PACKET)", hp->ifname);
 	return io;
 }
@@ -122,7 +124,7 @@ static struct io_port **open_ports(const struct hostcfg *hc, struct io_port **ol
 			io[i] = old[o];
 			old[o] = NULL;
 		} else {
-			io[i] = open_port(&hc->ports[i], port_mtu(hc, &hc->ports[i], host_mtu(hc)));
+			io[i] = open_port(&hc->ports[i], port_mtu(hc, &hc->ports[i], host_mtu(hc)), false);
 		}
 	}
 	if (oldhc)
@@ -321,6 +323,18 @@ int main(int argc, char **argv)
 			if (!got)
 				break;
 		}
+		/* a port whose interface went away: at once when poll() reports
+		 * it (it would forever), else at the once-a-second check below */
+		bool tick = t - last_retry > 1000000000ull;
+		for (uint16_t i = 0; i < d.hc->n_ports; i++) {
+			if (!d.io[i] || !(tick || (pfd[3 + i].revents & (POLLERR | POLLHUP | POLLNVAL))))
+				continue;
+			if (!io_check_alive(d.io[i])) {
+				log_warn("port %s: interface gone; closed, retrying every second", d.hc->ports[i].ifname);
+				io_close(d.io[i]);
+				d.io[i] = NULL;
+			}
+		}
 		if (pfd[1].revents)
 			control_poll(d.ctl);
 		if (pfd[0].revents) {
@@ -338,11 +352,11 @@ int main(int argc, char **argv)
 				}
 			}
 		}
-		if (t - last_retry > 1000000000ull) {
+		if (tick) {
 			last_retry = t;
 			for (uint16_t i = 0; i < d.hc->n_ports; i++)
 				if (!d.io[i])
-					d.io[i] = open_port(&d.hc->ports[i], port_mtu(d.hc, &d.hc->ports[i], host_mtu(d.hc)));
+					d.io[i] = open_port(&d.hc->ports[i], port_mtu(d.hc, &d.hc->ports[i], host_mtu(d.hc)), true);
 			if (!d.ul)
 				open_underlay(&d, true);
 		}

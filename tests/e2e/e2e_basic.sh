@@ -41,4 +41,25 @@ fi
 check "HTTP server stopped" wait_until 5 not_listening vm1 80
 
 check "detourctl show ports" ctl h1 show ports
+
+# A guest's interface disappears and comes back (a VM restarting): detourd
+# closes the port instead of spinning on its dead socket, and picks the new
+# interface up by name.
+port_missing() { ctl h1 --json show ports | grep -q '"state": "missing"'; }
+detourd_idle() { # CPU time of detourd over 1 s stays well under a core
+	local pid t0 t1
+	pid=$("$LAB" --prefix "$PREFIX" pid h1) || return 1
+	t0=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+	sleep 1
+	t1=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+	[ $((t1 - t0)) -lt 30 ]
+}
+lab_exec h1 ip link del vm1p
+check "detourd notices vm1p is gone" wait_until 5 port_missing
+check "detourd does not spin on the dead port" detourd_idle
+ip link add vm1p netns "$PREFIX-h1" type veth peer name eth0 netns "$PREFIX-vm1"
+lab_exec vm1 ip link set eth0 address 02:00:00:00:01:01
+lab_exec vm1 ip addr add 192.168.1.1/24 dev eth0
+lab_exec vm1 ip link set eth0 up
+check "the recreated vm1p carries traffic again" wait_until 10 ping_ok vm1 192.168.1.2 1
 finish

@@ -1,0 +1,93 @@
+/* io_bench.h - what the port benchmarks (io_afpacket, io_afxdp) share: a
+ * clock, the test frame, a sendmmsg flood generator thread and a sink
+ * thread draining a port. Header-only: each benchmark is one program. */
+#ifndef DETOUR_IO_BENCH_H
+#define DETOUR_IO_BENCH_H
+
+#include <linux/if_packet.h>
+#include <net/if.h>
+#include <poll.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "io.h"
+
+#ifndef FRAME_LEN
+#define FRAME_LEN 60
+#endif
+
+static atomic_bool stop;
+static atomic_ullong gen_sent;
+
+static uint64_t now_ns(clockid_t c)
+{
+	struct timespec ts;
+	clock_gettime(c, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void mk_frame(uint8_t *f)
+{
+	static const uint8_t hdr[14] = {0x02, 0, 0, 0, 0, 0xbb, 0x02, 0, 0, 0, 0, 0xaa, 0x88, 0xb5};
+	memcpy(f, hdr, 14);
+	for (int i = 14; i < FRAME_LEN; i++)
+		f[i] = (uint8_t)i;
+}
+
+static void *generator(void *arg)
+{
+	const char *ifname = arg;
+	int fd = socket(AF_PACKET, SOCK_RAW, 0);
+	if (fd < 0)
+		return NULL;
+	int one = 1;
+	setsockopt(fd, SOL_PACKET, PACKET_QDISC_BYPASS, &one, sizeof(one));
+	struct sockaddr_ll sll = {.sll_family = AF_PACKET, .sll_ifindex = (int)if_nametoindex(ifname)};
+	if (bind(fd, (struct sockaddr *)&sll, sizeof(sll)) < 0) {
+		close(fd);
+		return NULL;
+	}
+	uint8_t frame[FRAME_LEN];
+	mk_frame(frame);
+	struct iovec iov = {.iov_base = frame, .iov_len = FRAME_LEN};
+	struct mmsghdr msgs[64];
+	memset(msgs, 0, sizeof(msgs));
+	for (int i = 0; i < 64; i++) {
+		msgs[i].msg_hdr.msg_iov = &iov;
+		msgs[i].msg_hdr.msg_iovlen = 1;
+	}
+	while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
+		int n = sendmmsg(fd, msgs, 64, 0);
+		if (n > 0)
+			atomic_fetch_add_explicit(&gen_sent, (unsigned long long)n, memory_order_relaxed);
+	}
+	close(fd);
+	return NULL;
+}
+
+struct sink {
+	struct io_port *port;
+	struct pkt_pool *pool;
+	uint64_t got;
+};
+
+static void *sink_thread(void *arg)
+{
+	struct sink *s = arg;
+	struct pkt *b[64];
+	while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
+		struct pollfd pf = {.fd = io_fd(s->port), .events = POLLIN};
+		poll(&pf, 1, 10);
+		uint32_t n;
+		while ((n = io_rx_burst(s->port, s->pool, b, 64)) > 0) {
+			s->got += n;
+			pkt_free_bulk(s->pool, b, n);
+		}
+	}
+	return NULL;
+}
+
+#endif

@@ -72,35 +72,6 @@ static int bench_rx(struct io_port *rx, struct pkt_pool *pool)
 	return 0;
 }
 
-static int bench_tx(struct io_port *tx, struct io_port *rx, struct pkt_pool *pool, struct pkt_pool *rxpool)
-{
-	struct sink s = {.port = rx, .pool = rxpool};
-	pthread_t th;
-	atomic_store(&stop, false);
-	if (pthread_create(&th, NULL, sink_thread, &s) != 0)
-		return -1;
-	struct pkt *b[64];
-	if (pkt_alloc_bulk(pool, b, 64) != 64)
-		return -1;
-	for (int i = 0; i < 64; i++) {
-		mk_frame(b[i]->data);
-		b[i]->len = FRAME_LEN;
-	}
-	uint64_t sent = 0;
-	uint64_t t0 = now_ns(CLOCK_MONOTONIC), c0 = now_ns(CLOCK_THREAD_CPUTIME_ID);
-	while (now_ns(CLOCK_MONOTONIC) - t0 < run_ns)
-		sent += io_tx_burst(tx, b, 64);
-	uint64_t dt = now_ns(CLOCK_MONOTONIC) - t0, cpu = now_ns(CLOCK_THREAD_CPUTIME_ID) - c0;
-	atomic_store(&stop, true);
-	pthread_join(th, NULL);
-	pkt_free_bulk(pool, b, 64);
-	printf("io_afxdp tx: sent %.2f Mpps (io_tx_burst 64), received %.2f Mpps (AF_PACKET), "
-	       "%.0f ns CPU/pkt\n",
-	       (double)sent * 1e3 / (double)dt, (double)s.got * 1e3 / (double)dt,
-	       sent ? (double)cpu / (double)sent : 0.0);
-	return 0;
-}
-
 int main(int argc, char **argv)
 {
 	for (int i = 1; i < argc; i++) {
@@ -139,7 +110,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "io_afxdp: %s\n", err);
 		return 1;
 	}
-	int rc = bench_rx(b, pool) || bench_tx(b, a, pool, pool2);
+	int rc = bench_rx(b, pool) || bench_tx_run("io_afxdp", b, a, pool, pool2, run_ns);
 	io_close(a);
 	io_close(b);
 	pkt_pool_destroy(pool);

@@ -17,7 +17,7 @@ endif
 CFLAGS  += $(ARCHFLAGS)
 CFLAGS  += -std=c17 -Wall -Wextra -Werror -D_GNU_SOURCE -Isrc -MMD -MP $(SAN)
 LDFLAGS += $(SAN)
-LDLIBS  += -lyaml -ljansson -lpthread -lm -lxdp -lbpf
+LDLIBS  += -lyaml -ljansson -lpthread -lm -lxdp -lbpf -lurcu-qsbr -lurcu-common
 
 PROGS   := detourd detourctl detour-sn detour-lab
 LIB_SRC := $(wildcard src/*.c)

@@ -5,7 +5,14 @@
  * flow key, and the service-plane metadata that travels beside the frame
  * inside a host instead of an encapsulation).
  * Must not: know about ports, rules or paths. No allocation after
- * pool_create(); get/put are O(1) and lock-free (one pool per worker). */
+ * pool_create(); get/put are O(1) and lock-free.
+ *
+ * Threading: a pool belongs to one worker thread, which alone allocates
+ * from it. A buffer handed to another worker (steer.h) is freed there
+ * into whatever pool that worker holds: pkt_free() sees that the buffer
+ * is not that pool's and pushes it onto its own pool's return stack (one
+ * atomic compare-and-swap); the owner takes the whole stack back when its
+ * free stack runs dry. */
 #ifndef DETOUR_PKT_H
 #define DETOUR_PKT_H
 
@@ -67,7 +74,8 @@ struct pkt {
 	uint16_t next;        /* engine scratch: the node a packet goes to or comes from */
 	uint64_t sp_hash;     /* engine scratch: flow-state hash computed when it was prefetched (0 = none) */
 	struct ipaddr tun_dst;/* engine scratch: the VTEP a tunnelled packet goes to */
-	uint32_t pool_idx;    /* owner pool slot; do not touch */
+	struct pkt_pool *pool;/* the pool the buffer belongs to; do not touch */
+	uint8_t hops;         /* engine scratch: hand-offs between workers so far */
 	struct pkt_layout lay;
 	struct flow_key key;
 	struct sp_meta md;
@@ -116,8 +124,11 @@ void pkt_pool_destroy(struct pkt_pool *pool);
 struct pkt *pkt_alloc(struct pkt_pool *pool);
 /* Get up to n buffers; returns how many. */
 uint32_t pkt_alloc_bulk(struct pkt_pool *pool, struct pkt **out, uint32_t n);
+/* Give buffers back. `pool` is the caller's; a buffer of another pool
+ * goes back to its own (see Threading above). */
 void pkt_free(struct pkt_pool *pool, struct pkt *p);
 void pkt_free_bulk(struct pkt_pool *pool, struct pkt **p, uint32_t n);
+/* Free buffers on the pool's own stack (not counting returns not yet taken). */
 uint32_t pkt_pool_avail(const struct pkt_pool *pool);
 uint32_t pkt_pool_size(const struct pkt_pool *pool);
 /* Copy frame and metadata into a new buffer (for `copy` rules). */

@@ -1,0 +1,211 @@
+/* steer.c - owner hash, hand-off rings and NAT steering table (steer.h). */
+#include "steer.h"
+
+#include "nsh.h"
+#include "tunnel.h"
+#include "wire.h"
+
+#include <stdlib.h>
+
+struct ring {
+	_Alignas(64) _Atomic uint32_t head; /* written by the consumer */
+	_Alignas(64) _Atomic uint32_t tail; /* written by the producer */
+	_Alignas(64) struct pkt *slot[STEER_RING];
+};
+
+struct steer {
+	uint16_t n;
+	uint32_t nat_mask;              /* sets - 1 */
+	_Atomic uint64_t *nat;          /* [sets * 4]: (hash & ~0xff) | owner, 0 = empty */
+	_Atomic uint64_t nat_entries, nat_evicted;
+	struct ring *rings;             /* [to * n + from] */
+};
+
+#define NAT_WAYS 4
+#define TAG(h) ((h) & ~(uint64_t)0xff ? (h) & ~(uint64_t)0xff : (uint64_t)0x100)
+
+uint64_t steer_key_hash(const struct flow_key *k)
+{
+	struct flow_key t = *k;
+	t.zone = 0;
+	t.vni = 0;
+	uint64_t h = flow_key_hash_sym(&t);
+	return h ? h : 1;
+}
+
+static uint64_t hash_eth(const uint8_t *f, size_t len, int depth)
+{
+	size_t off = 12;
+	if (len < 14)
+		return 0;
+	uint16_t type = rd16(f + off);
+	for (int tags = 0; (type == 0x8100 || type == 0x88a8) && tags < 2; tags++) {
+		off += 4;
+		if (len < off + 2)
+			return 0;
+		type = rd16(f + off);
+	}
+	off += 2;
+	if (type == TUNNEL_PROTO_NSH) {
+		struct nsh_info ni;
+		if (depth > 0 || nsh_decode(f + off, len - off, 0, &ni, NULL) != DROP_NONE ||
+		    ni.next_proto != NSH_NP_ETHERNET || ni.hdr_len > len - off)
+			return 0;
+		return hash_eth(f + off + ni.hdr_len, len - off - ni.hdr_len, depth + 1);
+	}
+	struct pkt_layout lay;
+	struct flow_key key;
+	if (wire_parse_buf(f, len, &lay, &key) != DROP_NONE || !key.is_ip)
+		return 0;
+	return steer_key_hash(&key);
+}
+
+uint64_t steer_hash(const uint8_t *frame, size_t len, bool geneve)
+{
+	if (!geneve)
+		return hash_eth(frame, len, 0);
+	struct geneve_info gi;
+	if (geneve_decode(frame, len, &gi) != DROP_NONE || gi.hdr_len > len)
+		return 0;
+	const uint8_t *in = frame + gi.hdr_len;
+	size_t n = len - gi.hdr_len;
+	if (gi.proto == TUNNEL_PROTO_ETH)
+		return hash_eth(in, n, 0);
+	if (gi.proto == TUNNEL_PROTO_NSH) {
+		struct nsh_info ni;
+		if (nsh_decode(in, n, 0, &ni, NULL) != DROP_NONE || ni.next_proto != NSH_NP_ETHERNET ||
+		    ni.hdr_len > n)
+			return 0;
+		return hash_eth(in + ni.hdr_len, n - ni.hdr_len, 1);
+	}
+	return 0;
+}
+
+struct steer *steer_create(uint16_t n_workers, uint32_t nat_slots)
+{
+	if (n_workers == 0 || n_workers > STEER_MAX_WORKERS || nat_slots > (1u << 24))
+		return NULL;
+	struct steer *s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	s->n = n_workers;
+	uint32_t sets = 1;
+	while (sets * NAT_WAYS < nat_slots)
+		sets <<= 1;
+	s->nat_mask = sets - 1;
+	s->nat = calloc((size_t)sets * NAT_WAYS, sizeof(*s->nat));
+	s->rings = aligned_alloc(64, (size_t)n_workers * n_workers * sizeof(*s->rings));
+	if (!s->nat || !s->rings) {
+		steer_destroy(s);
+		return NULL;
+	}
+	for (uint32_t i = 0; i < (uint32_t)n_workers * n_workers; i++) {
+		atomic_init(&s->rings[i].head, 0);
+		atomic_init(&s->rings[i].tail, 0);
+	}
+	for (uint32_t i = 0; i < sets * NAT_WAYS; i++)
+		atomic_init(&s->nat[i], 0);
+	atomic_init(&s->nat_entries, 0);
+	atomic_init(&s->nat_evicted, 0);
+	return s;
+}
+
+void steer_destroy(struct steer *s)
+{
+	if (!s)
+		return;
+	free(s->nat);
+	free(s->rings);
+	free(s);
+}
+
+uint16_t steer_workers(const struct steer *s) { return s->n; }
+
+uint16_t steer_owner(const struct steer *s, uint64_t h)
+{
+	if (!h)
+		return STEER_ANY;
+	if (atomic_load_explicit(&s->nat_entries, memory_order_relaxed)) {
+		const _Atomic uint64_t *set = &s->nat[(h & s->nat_mask) * NAT_WAYS];
+		uint64_t tag = TAG(h);
+		for (int w = 0; w < NAT_WAYS; w++) {
+			uint64_t e = atomic_load_explicit(&set[w], memory_order_relaxed);
+			if ((e & ~(uint64_t)0xff) == tag && (e & 0xff) < s->n)
+				return (uint16_t)(e & 0xff);
+		}
+	}
+	return (uint16_t)((h >> 32) % s->n);
+}
+
+void steer_nat_learn(struct steer *s, const struct flow_key *k, uint16_t owner)
+{
+	uint64_t h = steer_key_hash(k), tag = TAG(h);
+	_Atomic uint64_t *set = &s->nat[(h & s->nat_mask) * NAT_WAYS];
+	int free_way = -1;
+	for (int w = 0; w < NAT_WAYS; w++) {
+		uint64_t e = atomic_load_explicit(&set[w], memory_order_relaxed);
+		if ((e & ~(uint64_t)0xff) == tag) {
+			atomic_store_explicit(&set[w], tag | owner, memory_order_relaxed);
+			return;
+		}
+		if (!e && free_way < 0)
+			free_way = w;
+	}
+	/* two workers may race for a free way: the loser's entry is lost and
+	 * its flow is found again by passing frames on (steer.h) */
+	if (free_way < 0) {
+		free_way = (int)((h >> 40) % NAT_WAYS);
+		atomic_fetch_add_explicit(&s->nat_evicted, 1, memory_order_relaxed);
+	} else {
+		atomic_fetch_add_explicit(&s->nat_entries, 1, memory_order_relaxed);
+	}
+	atomic_store_explicit(&set[free_way], tag | owner, memory_order_relaxed);
+}
+
+void steer_get_stats(const struct steer *s, struct steer_stats *st)
+{
+	st->nat_entries = atomic_load(&s->nat_entries);
+	st->nat_evicted = atomic_load(&s->nat_evicted);
+}
+
+uint32_t steer_push(struct steer *s, uint16_t from, uint16_t to, struct pkt **pkts, uint32_t n)
+{
+	struct ring *r = &s->rings[(size_t)to * s->n + from];
+	uint32_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
+	uint32_t head = atomic_load_explicit(&r->head, memory_order_acquire);
+	uint32_t room = STEER_RING - (tail - head);
+	if (n > room)
+		n = room;
+	for (uint32_t i = 0; i < n; i++)
+		r->slot[(tail + i) & (STEER_RING - 1)] = pkts[i];
+	atomic_store_explicit(&r->tail, tail + n, memory_order_release);
+	return n;
+}
+
+uint32_t steer_pop(struct steer *s, uint16_t to, struct pkt **pkts, uint32_t max)
+{
+	uint32_t got = 0;
+	for (uint16_t from = 0; from < s->n && got < max; from++) {
+		struct ring *r = &s->rings[(size_t)to * s->n + from];
+		uint32_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
+		uint32_t tail = atomic_load_explicit(&r->tail, memory_order_acquire);
+		uint32_t k = tail - head;
+		if (k > max - got)
+			k = max - got;
+		for (uint32_t i = 0; i < k; i++)
+			pkts[got++] = r->slot[(head + i) & (STEER_RING - 1)];
+		atomic_store_explicit(&r->head, head + k, memory_order_release);
+	}
+	return got;
+}
+
+bool steer_pending(const struct steer *s, uint16_t to)
+{
+	for (uint16_t from = 0; from < s->n; from++) {
+		const struct ring *r = &s->rings[(size_t)to * s->n + from];
+		if (atomic_load_explicit(&r->tail, memory_order_acquire) !=
+		    atomic_load_explicit(&r->head, memory_order_relaxed))
+			return true;
+	}
+	return false;
+}

@@ -3,6 +3,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static void add_port(struct hostcfg *hc, const char *ifname, enum port_kind kind, uint16_t ref, uint32_t vni,
 		     enum port_io io)
@@ -17,49 +18,86 @@ static void add_port(struct hostcfg *hc, const char *ifname, enum port_kind kind
 	p->vni = vni;
 }
 
-/* Position of the service of node n within chain c, or -1. */
-static int chain_pos(const struct topology *t, uint16_t c, uint16_t service)
-{
-	for (int i = 0; i < t->chains[c].n_services; i++)
-		if (t->chains[c].services[i] == service)
-			return i;
-	return -1;
-}
-
-bool hostcfg_path_live(const struct hostcfg *hc, uint16_t path)
+static bool live_path(const struct hostcfg *hc, const struct hc_live *l, uint16_t path)
 {
 	const struct path *p = &hc->ps->paths[path];
 	for (int i = 0; i < p->n_hops; i++)
-		if (!hc->node_up[p->nodes[i]] && !(hc->bypass[p->chain] & (1u << i)))
+		if (!l->node_up[p->nodes[i]] && !(l->bypass[p->chain] & (1u << i)))
 			return false;
 	return true;
 }
 
-static void rebuild_chain(struct hostcfg *hc, uint16_t c)
+bool hostcfg_path_live(const struct hostcfg *hc, uint16_t path)
+{
+	return live_path(hc, hostcfg_live(hc), path);
+}
+
+static void rebuild_chain(const struct hostcfg *hc, struct hc_live *l, uint16_t c)
 {
 	const struct topology *t = hc->topo;
 	const struct topo_chain *ch = &t->chains[c];
-	hc->bypass[c] = 0;
-	hc->blocked[c] = 0;
+	l->bypass[c] = 0;
+	l->blocked[c] = 0;
 	for (int i = 0; i < ch->n_services; i++) {
 		const struct topo_service *s = &t->services[ch->services[i]];
 		bool any = false;
 		for (int k = 0; k < s->n_nodes; k++)
-			any |= hc->node_up[s->first_node + k] != 0;
+			any |= l->node_up[s->first_node + k] != 0;
 		if (!any) {
 			if (s->failure == SVC_FAIL_ALLOW)
-				hc->bypass[c] |= 1u << i;
+				l->bypass[c] |= 1u << i;
 			else
-				hc->blocked[c] = 1;
+				l->blocked[c] = 1;
 		}
 	}
 	uint16_t first = hc->ps->chain_first[c], n = hc->ps->chain_n[c];
 	uint32_t key[PATH_MAX_PER_CHAIN], w[PATH_MAX_PER_CHAIN];
 	for (uint16_t i = 0; i < n; i++) {
 		key[i] = hc->ps->paths[first + i].spi_fwd;
-		w[i] = !hc->blocked[c] && hostcfg_path_live(hc, first + i) ? 1 : 0;
+		w[i] = !l->blocked[c] && live_path(hc, l, first + i) ? 1 : 0;
 	}
-	selector_build(hc->sel[c], n, key, w);
+	selector_build(l->sel[c], n, key, w);
+}
+
+void hostcfg_live_free(const struct hostcfg *hc, struct hc_live *l)
+{
+	if (!l)
+		return;
+	if (l->sel)
+		for (uint16_t c = 0; c < hc->topo->n_chains; c++)
+			selector_free(l->sel[c]);
+	free(l->sel);
+	free(l->bypass);
+	free(l->blocked);
+	free(l->node_up);
+	free(l);
+}
+
+/* A liveness object with the nodes up as in node_up (NULL: all), every
+ * selector built. */
+static struct hc_live *live_build(const struct hostcfg *hc, const uint8_t *node_up)
+{
+	const struct topology *t = hc->topo;
+	struct hc_live *l = calloc(1, sizeof(*l));
+	if (!l)
+		return NULL;
+	l->node_up = calloc(t->n_nodes + 1u, 1);
+	l->sel = calloc(t->n_chains + 1u, sizeof(*l->sel));
+	l->bypass = calloc(t->n_chains + 1u, sizeof(*l->bypass));
+	l->blocked = calloc(t->n_chains + 1u, 1);
+	if (!l->node_up || !l->sel || !l->bypass || !l->blocked)
+		goto fail;
+	for (uint16_t n = 0; n < t->n_nodes; n++)
+		l->node_up[n] = node_up ? node_up[n] : 1;
+	for (uint16_t c = 0; c < t->n_chains; c++) {
+		if (!(l->sel[c] = selector_create()))
+			goto fail;
+		rebuild_chain(hc, l, c);
+	}
+	return l;
+fail:
+	hostcfg_live_free(hc, l);
+	return NULL;
 }
 
 struct hostcfg *hostcfg_build(struct topology *t, const char *host, char *err, size_t errlen)
@@ -83,15 +121,11 @@ struct hostcfg *hostcfg_build(struct topology *t, const char *host, char *err, s
 	hc->ports = calloc(nmax, sizeof(*hc->ports));
 	hc->guest_port = calloc(t->n_guests + 1u, sizeof(*hc->guest_port));
 	hc->node_port = calloc(t->n_nodes + 1u, sizeof(*hc->node_port));
-	hc->node_up = calloc(t->n_nodes + 1u, 1);
 	hc->guest_rules = calloc(t->n_guests + 1u, 1);
 	hc->peers = calloc(t->n_hosts + 1u, sizeof(*hc->peers));
 	hc->net_hosts = calloc((size_t)t->n_networks * t->n_hosts + 1u, 1);
-	hc->sel = calloc(t->n_chains + 1u, sizeof(*hc->sel));
-	hc->bypass = calloc(t->n_chains + 1u, sizeof(*hc->bypass));
-	hc->blocked = calloc(t->n_chains + 1u, 1);
-	if (!hc->ps || !hc->cls || !hc->ports || !hc->guest_port || !hc->node_port || !hc->node_up || !hc->guest_rules || !hc->peers || !hc->net_hosts || !hc->sel ||
-	    !hc->bypass || !hc->blocked) {
+	if (!hc->ps || !hc->cls || !hc->ports || !hc->guest_port || !hc->node_port || !hc->guest_rules || !hc->peers ||
+	    !hc->net_hosts) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
@@ -118,7 +152,6 @@ struct hostcfg *hostcfg_build(struct topology *t, const char *host, char *err, s
 									 (t->rules[r].dir & RULE_DIR_INGRESS ? 2 : 0));
 	for (uint16_t n = 0; n < t->n_nodes; n++) {
 		const struct topo_node *nd = &t->nodes[n];
-		hc->node_up[n] = 1;
 		hc->node_port[n][0] = hc->node_port[n][1] = PORT_NONE;
 		if (nd->host != hc->self)
 			continue;
@@ -132,13 +165,9 @@ struct hostcfg *hostcfg_build(struct topology *t, const char *host, char *err, s
 			add_port(hc, nd->ports[0], PORT_SN, n, 0, nd->io);
 		}
 	}
-	for (uint16_t c = 0; c < t->n_chains; c++) {
-		hc->sel[c] = selector_create();
-		if (!hc->sel[c]) {
-			snprintf(err, errlen, "out of memory");
-			goto fail;
-		}
-		rebuild_chain(hc, c);
+	if (!(hc->live = live_build(hc, NULL))) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
 	}
 	return hc;
 fail:
@@ -150,13 +179,7 @@ void hostcfg_free(struct hostcfg *hc)
 {
 	if (!hc)
 		return;
-	if (hc->sel)
-		for (uint16_t c = 0; c < hc->topo->n_chains; c++)
-			selector_free(hc->sel[c]);
-	free(hc->sel);
-	free(hc->bypass);
-	free(hc->blocked);
-	free(hc->node_up);
+	hostcfg_live_free(hc, hc->live);
 	free(hc->guest_rules);
 	free(hc->peers);
 	free(hc->net_hosts);
@@ -169,32 +192,44 @@ void hostcfg_free(struct hostcfg *hc)
 	free(hc);
 }
 
+struct hc_live *hostcfg_set_node_rcu(struct hostcfg *hc, uint16_t node, bool up)
+{
+	const struct hc_live *old = hostcfg_live(hc);
+	if (node >= hc->topo->n_nodes || old->node_up[node] == (uint8_t)up)
+		return NULL;
+	uint8_t *want = malloc(hc->topo->n_nodes + 1u);
+	if (!want)
+		return NULL;
+	memcpy(want, old->node_up, hc->topo->n_nodes);
+	want[node] = up;
+	struct hc_live *l = live_build(hc, want);
+	free(want);
+	if (!l)
+		return NULL;
+	l->generation = old->generation + 1;
+	return _rcu_xchg_pointer(&hc->live, l);
+}
+
 void hostcfg_set_node(struct hostcfg *hc, uint16_t node, bool up)
 {
-	if (node >= hc->topo->n_nodes || hc->node_up[node] == (uint8_t)up)
-		return;
-	hc->node_up[node] = up;
-	uint16_t svc = hc->topo->nodes[node].service;
-	for (uint16_t c = 0; c < hc->topo->n_chains; c++)
-		if (chain_pos(hc->topo, c, svc) >= 0)
-			rebuild_chain(hc, c);
-	hc->generation++;
+	hostcfg_live_free(hc, hostcfg_set_node_rcu(hc, node, up));
 }
 
 void hostcfg_inherit_liveness(struct hostcfg *hc, const struct hostcfg *old)
 {
 	for (uint16_t n = 0; n < hc->topo->n_nodes; n++) {
 		uint16_t o = topology_node_index(old->topo, hc->topo->nodes[n].name);
-		if (o != TOPO_NO_INDEX && !old->node_up[o])
+		if (o != TOPO_NO_INDEX && !hostcfg_live(old)->node_up[o])
 			hostcfg_set_node(hc, n, false);
 	}
 }
 
 uint16_t hostcfg_pick_path(const struct hostcfg *hc, uint16_t chain, uint64_t hash)
 {
-	if (chain >= hc->topo->n_chains || hc->blocked[chain])
+	const struct hc_live *l = hostcfg_live(hc);
+	if (chain >= hc->topo->n_chains || l->blocked[chain])
 		return PATH_NONE;
-	uint16_t i = selector_pick(hc->sel[chain], hash);
+	uint16_t i = selector_pick(l->sel[chain], hash);
 	if (i == SELECTOR_NONE)
 		return PATH_NONE;
 	return (uint16_t)(hc->ps->chain_first[chain] + i);

@@ -4,11 +4,17 @@
  * nodes with the per-chain path selectors that follow from it.
  *
  * Owns: everything derived from (topology, host name). Built whole on load
- * or reload and swapped in; only node liveness changes in place, through
- * hostcfg_set_node(), which rebuilds the affected selectors.
+ * or reload and swapped in. Node liveness and what follows from it (the
+ * per-chain selectors, bypassed and blocked chains) is a separate object,
+ * struct hc_live, that hostcfg_set_node_rcu() replaces whole and publishes
+ * with an RCU pointer (liburcu) while workers forward: readers take
+ * hostcfg_live() once per use and never keep it across a quiescent state;
+ * the writer frees the old object after a grace period.
  * Must not: hold per-packet or per-flow state (that is the worker's). */
 #ifndef DETOUR_HOSTCFG_H
 #define DETOUR_HOSTCFG_H
+
+#include <urcu/static/pointer.h>
 
 #include "classifier.h"
 #include "path.h"
@@ -52,7 +58,11 @@ struct hostcfg {
 	uint8_t *net_hosts;      /* [n_networks * n_hosts]: host has guests in the network */
 	uint16_t mtu;            /* this host's underlay MTU */
 
-	/* liveness and selection */
+	struct hc_live *live;    /* RCU pointer: read through hostcfg_live() */
+};
+
+/* Liveness and selection. Immutable once published. */
+struct hc_live {
 	uint8_t *node_up;        /* [n_nodes] */
 	struct selector **sel;   /* [n_chains] over that chain's paths */
 	uint32_t *bypass;        /* [n_chains] chain positions skipped (failure allow, no live node) */
@@ -60,12 +70,23 @@ struct hostcfg {
 	uint64_t generation;     /* bumped on every liveness change */
 };
 
+static inline const struct hc_live *hostcfg_live(const struct hostcfg *hc)
+{
+	return _rcu_dereference(hc->live);
+}
+
 /* Build the view of host `host` from t (which it takes ownership of, also on
  * failure). NULL with err set when the host is not in t or memory runs out. */
 struct hostcfg *hostcfg_build(struct topology *t, const char *host, char *err, size_t errlen);
 void hostcfg_free(struct hostcfg *hc);
 
-/* Administrative / probed state of a node; rebuilds selectors. */
+/* Administrative / probed state of a node: publishes a new liveness object
+ * and returns the one it replaced (NULL when nothing changed or memory ran
+ * out, in which case nothing changed), to be freed with hostcfg_live_free()
+ * once no worker can read it any more (after an RCU grace period). */
+struct hc_live *hostcfg_set_node_rcu(struct hostcfg *hc, uint16_t node, bool up);
+void hostcfg_live_free(const struct hostcfg *hc, struct hc_live *l);
+/* The same with no concurrent readers (tests, set-up): frees at once. */
 void hostcfg_set_node(struct hostcfg *hc, uint16_t node, bool up);
 /* Copy liveness of nodes with the same name from old (used on reload). */
 void hostcfg_inherit_liveness(struct hostcfg *hc, const struct hostcfg *old);
@@ -84,7 +105,7 @@ bool hostcfg_path_live(const struct hostcfg *hc, uint16_t path);
 static inline uint16_t hostcfg_next_hop(const struct hostcfg *hc, const struct path *p, bool reverse, uint8_t si,
 					uint8_t *si_out)
 {
-	uint32_t bypass = hc->bypass[p->chain];
+	uint32_t bypass = hostcfg_live(hc)->bypass[p->chain];
 	for (;;) {
 		unsigned hop = 255u - si;
 		if (hop >= p->n_hops)

@@ -144,10 +144,10 @@ static void test_ports_h1(void **state)
 
 	/* every node starts live, nothing blocked or bypassed */
 	for (uint16_t n = 0; n < t->n_nodes; n++)
-		assert_int_equal(hc->node_up[n], 1);
+		assert_int_equal(hostcfg_live(hc)->node_up[n], 1);
 	for (uint16_t c = 0; c < t->n_chains; c++) {
-		assert_int_equal(hc->blocked[c], 0);
-		assert_int_equal(hc->bypass[c], 0);
+		assert_int_equal(hostcfg_live(hc)->blocked[c], 0);
+		assert_int_equal(hostcfg_live(hc)->bypass[c], 0);
 	}
 	hostcfg_free(hc);
 }
@@ -227,12 +227,12 @@ static void test_one_fw_down(void **state)
 	(void)state;
 	struct hostcfg *hc = build(TOPO, "h1");
 	uint16_t c = chain(hc, "inspect"), fw1 = node(hc, "fw1"), fw2 = node(hc, "fw2");
-	uint64_t gen = hc->generation;
+	uint64_t gen = hostcfg_live(hc)->generation;
 	hostcfg_set_node(hc, fw1, false);
-	assert_true(hc->generation > gen);
-	assert_int_equal(hc->node_up[fw1], 0);
-	assert_int_equal(hc->blocked[c], 0);
-	assert_int_equal(hc->bypass[c], 0);
+	assert_true(hostcfg_live(hc)->generation > gen);
+	assert_int_equal(hostcfg_live(hc)->node_up[fw1], 0);
+	assert_int_equal(hostcfg_live(hc)->blocked[c], 0);
+	assert_int_equal(hostcfg_live(hc)->bypass[c], 0);
 	unsigned count[PATH_MAX_PER_CHAIN];
 	assert_int_equal(pick_all(hc, c, count), 0);
 	uint16_t first = hc->ps->chain_first[c];
@@ -250,9 +250,9 @@ static void test_one_fw_down(void **state)
 	}
 	assert_int_equal(via_fw2, HASHES);
 	/* setting the same state again changes nothing */
-	gen = hc->generation;
+	gen = hostcfg_live(hc)->generation;
 	hostcfg_set_node(hc, fw1, false);
-	assert_int_equal(hc->generation, gen);
+	assert_int_equal(hostcfg_live(hc)->generation, gen);
 	/* back up: all four paths again */
 	hostcfg_set_node(hc, fw1, true);
 	assert_int_equal(pick_all(hc, c, count), 0);
@@ -268,7 +268,7 @@ static void test_one_ids_down_avoided(void **state)
 	struct hostcfg *hc = build(TOPO, "h1");
 	uint16_t c = chain(hc, "inspect"), ids1 = node(hc, "ids1");
 	hostcfg_set_node(hc, ids1, false);
-	assert_int_equal(hc->bypass[c], 0);
+	assert_int_equal(hostcfg_live(hc)->bypass[c], 0);
 	unsigned count[PATH_MAX_PER_CHAIN];
 	assert_int_equal(pick_all(hc, c, count), 0);
 	for (uint16_t i = 0; i < 4; i++)
@@ -284,23 +284,23 @@ static void test_both_fw_down_blocks(void **state)
 	uint16_t c = chain(hc, "inspect"), full = chain(hc, "full"), natc = chain(hc, "natc");
 	hostcfg_set_node(hc, node(hc, "fw1"), false);
 	hostcfg_set_node(hc, node(hc, "fw2"), false);
-	assert_int_equal(hc->blocked[c], 1);
-	assert_int_equal(hc->blocked[full], 1);
-	assert_int_equal(hc->blocked[natc], 0);
+	assert_int_equal(hostcfg_live(hc)->blocked[c], 1);
+	assert_int_equal(hostcfg_live(hc)->blocked[full], 1);
+	assert_int_equal(hostcfg_live(hc)->blocked[natc], 0);
 	unsigned count[PATH_MAX_PER_CHAIN];
 	assert_int_equal(pick_all(hc, c, count), HASHES);
 	assert_int_equal(pick_all(hc, full, count), HASHES);
 	assert_int_equal(pick_all(hc, natc, count), 0);
 	/* one back: unblocked, through it only */
 	hostcfg_set_node(hc, node(hc, "fw2"), true);
-	assert_int_equal(hc->blocked[c], 0);
+	assert_int_equal(hostcfg_live(hc)->blocked[c], 0);
 	assert_int_equal(pick_all(hc, c, count), 0);
 	for (uint16_t i = 0; i < 4; i++)
 		if (path_has(hc, hc->ps->chain_first[c] + i, node(hc, "fw1")))
 			assert_int_equal(count[i], 0);
 	/* the single l3 node of natc (block) down: natc blocked, inspect not */
 	hostcfg_set_node(hc, node(hc, "r1"), false);
-	assert_int_equal(hc->blocked[natc], 1);
+	assert_int_equal(hostcfg_live(hc)->blocked[natc], 1);
 	assert_int_equal(pick_all(hc, natc, count), HASHES);
 	assert_int_equal(pick_all(hc, c, count), 0);
 	hostcfg_free(hc);
@@ -350,9 +350,9 @@ static void test_both_ids_down_bypassed(void **state)
 
 	hostcfg_set_node(hc, ids1, false);
 	hostcfg_set_node(hc, ids2, false);
-	assert_int_equal(hc->blocked[c], 0);
-	assert_int_equal(hc->bypass[c], 1u << 1);
-	assert_int_equal(hc->bypass[full], 1u << 1);
+	assert_int_equal(hostcfg_live(hc)->blocked[c], 0);
+	assert_int_equal(hostcfg_live(hc)->bypass[c], 1u << 1);
+	assert_int_equal(hostcfg_live(hc)->bypass[full], 1u << 1);
 	unsigned count[PATH_MAX_PER_CHAIN];
 	assert_int_equal(pick_all(hc, c, count), 0);
 	for (uint16_t i = 0; i < hc->ps->chain_n[c]; i++) {
@@ -387,7 +387,7 @@ static void test_both_ids_down_bypassed(void **state)
 	}
 	/* one ids back: no bypass any more, paths through the dead one avoided */
 	hostcfg_set_node(hc, ids2, true);
-	assert_int_equal(hc->bypass[c], 0);
+	assert_int_equal(hostcfg_live(hc)->bypass[c], 0);
 	assert_int_equal(pick_all(hc, c, count), 0);
 	for (uint16_t i = 0; i < 4; i++) {
 		uint16_t pi = hc->ps->chain_first[c] + i;
@@ -410,15 +410,15 @@ static void test_inherit_liveness(void **state)
 	/* the indexes moved: fw0 now sits where fw1 was */
 	assert_int_equal(node(hc, "fw0"), node(old, "fw1"));
 	hostcfg_inherit_liveness(hc, old);
-	assert_int_equal(hc->node_up[node(hc, "fw0")], 1); /* new node: live */
-	assert_int_equal(hc->node_up[node(hc, "fw1")], 0);
-	assert_int_equal(hc->node_up[node(hc, "fw2")], 1);
-	assert_int_equal(hc->node_up[node(hc, "ids1")], 0);
-	assert_int_equal(hc->node_up[node(hc, "ids2")], 0);
-	assert_int_equal(hc->node_up[node(hc, "r1")], 1);
+	assert_int_equal(hostcfg_live(hc)->node_up[node(hc, "fw0")], 1); /* new node: live */
+	assert_int_equal(hostcfg_live(hc)->node_up[node(hc, "fw1")], 0);
+	assert_int_equal(hostcfg_live(hc)->node_up[node(hc, "fw2")], 1);
+	assert_int_equal(hostcfg_live(hc)->node_up[node(hc, "ids1")], 0);
+	assert_int_equal(hostcfg_live(hc)->node_up[node(hc, "ids2")], 0);
+	assert_int_equal(hostcfg_live(hc)->node_up[node(hc, "r1")], 1);
 	uint16_t c = chain(hc, "inspect");
-	assert_int_equal(hc->bypass[c], 1u << 1);
-	assert_int_equal(hc->blocked[c], 0);
+	assert_int_equal(hostcfg_live(hc)->bypass[c], 1u << 1);
+	assert_int_equal(hostcfg_live(hc)->blocked[c], 0);
 	/* selectors follow: no pick goes through fw1 */
 	unsigned count[PATH_MAX_PER_CHAIN];
 	assert_int_equal(pick_all(hc, c, count), 0);
@@ -438,9 +438,9 @@ static void test_inherit_liveness(void **state)
 	hostcfg_set_node(old, node(old, "fw0"), false);
 	hc = build(TOPO, "h1");
 	hostcfg_inherit_liveness(hc, old);
-	assert_int_equal(hc->node_up[node(hc, "fw1")], 0);
-	assert_int_equal(hc->node_up[node(hc, "fw2")], 1);
-	assert_int_equal(hc->blocked[chain(hc, "inspect")], 0);
+	assert_int_equal(hostcfg_live(hc)->node_up[node(hc, "fw1")], 0);
+	assert_int_equal(hostcfg_live(hc)->node_up[node(hc, "fw2")], 1);
+	assert_int_equal(hostcfg_live(hc)->blocked[chain(hc, "inspect")], 0);
 	hostcfg_free(old);
 	hostcfg_free(hc);
 }

@@ -35,11 +35,21 @@ struct io_opts {
 	bool no_promisc;          /* default: promiscuous (the port receives many MACs) */
 	bool no_ifup;             /* default: set IFF_UP if the interface is down */
 	bool no_qdisc_bypass;     /* default: PACKET_QDISC_BYPASS on TX */
+	/* AF_PACKET only: one socket per worker, the kernel spreading received
+	 * frames over them by a direction-independent flow hash */
+	bool fanout;              /* join a PACKET_FANOUT_HASH group ... */
+	uint16_t fanout_id;       /* ... this one (0: a new group with a unique id) */
 	/* AF_XDP only (zero = default) */
 	bool xdp_one_queue;       /* bind only xdp_queue; default: every RX queue of the interface */
 	uint16_t xdp_queue;       /* the queue bound when xdp_one_queue */
 	uint8_t xdp_mode;         /* IO_XDP_MODE_*: how the XDP program is attached */
-	uint32_t xdp_frames;      /* UMEM frames of 2048 B shared by all queues; 0 = 4096 */
+	uint32_t xdp_frames;      /* UMEM frames of 2048 B shared by the port's queues; 0 = 4096 */
+	uint16_t xdp_worker, xdp_workers; /* 0/0: the port binds the queues above and owns the
+				   * interface. With xdp_workers = N > 0 (not with
+				   * xdp_one_queue): this port binds the RX queues q with
+				   * q % N == xdp_worker and transmits through its own socket
+				   * (its first bound queue); one port per worker shares the
+				   * interface's XDP program */
 };
 
 #define IO_XDP_MODE_AUTO 0    /* native (driver) mode, else generic (SKB) mode */
@@ -70,18 +80,29 @@ struct io_stats {
  * to bring the interface up / set promiscuous mode). */
 struct io_port *io_open_afpacket(const char *ifname, const struct io_opts *o, char *err, size_t errlen);
 
+/* The PACKET_FANOUT group an AF_PACKET port joined (opts.fanout), for the
+ * other workers' sockets to join; 0 if none. */
+uint16_t io_fanout_id(const struct io_port *p);
+
 /* Open an AF_XDP port on ifname (NULL o = defaults): one UMEM shared by
- * one AF_XDP socket (copy mode) per RX queue, and an XDP program
- * (bpf/xsk_redirect.c, embedded) that redirects every queue's frames to
- * its socket; one io_port polls them all (io_fd is an epoll fd when there
- * are several queues). TX goes out through the socket of the first queue.
- * The program is attached through a BPF link (native mode, else generic
- * unless o->xdp_mode says otherwise), so it goes away with the port or
- * the process. On failure (no permission, no such interface, no AF_XDP
- * or XDP support, another XDP program attached) returns NULL with a
- * message in err: the caller may fall back to io_open_afpacket. Needs
- * CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF/CAP_SYS_ADMIN (and CAP_IPC_LOCK
- * for a UMEM over RLIMIT_MEMLOCK). */
+ * one AF_XDP socket (copy mode) per bound RX queue (every queue, one
+ * queue, or worker o->xdp_worker's share of o->xdp_workers), and an XDP
+ * program (bpf/xsk_redirect.c, embedded) that redirects every queue's
+ * frames to its socket; one io_port polls them all (io_fd is an epoll fd
+ * when there are several queues). TX goes out through the socket of the
+ * first bound queue. The program is attached through a BPF link (native
+ * mode, else generic unless o->xdp_mode says otherwise) by the first port
+ * of the process on the interface; the ports of other workers on the same
+ * interface reuse it (whatever their xdp_mode), and it goes away with the
+ * last of them or the process. Each port has its own UMEM, rings and
+ * counters: the ports of different workers can be used concurrently
+ * without locking; open and close may be called from any thread. On
+ * failure (no permission, no such interface, no AF_XDP or XDP support,
+ * another XDP program attached, the interface already open without
+ * workers or for the same worker, fewer RX queues than workers) returns
+ * NULL with a message in err: the caller may fall back to
+ * io_open_afpacket. Needs CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF/CAP_SYS_ADMIN
+ * (and CAP_IPC_LOCK for a UMEM over RLIMIT_MEMLOCK). */
 struct io_port *io_open_afxdp(const char *ifname, const struct io_opts *o, char *err, size_t errlen);
 
 /* Open an in-memory port with inject and collect rings of ring_size

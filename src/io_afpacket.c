@@ -42,6 +42,7 @@ struct afp_port {
 	uint8_t *cur_pkt;   /* next frame header in the current block, NULL = block not open */
 	uint32_t cur_left;  /* frames left in the current block */
 	bool vnet;          /* frames carry a virtio-net header (PACKET_VNET_HDR) */
+	uint16_t fanout_id; /* PACKET_FANOUT group joined; 0 = none */
 	/* TX (TPACKET_V2) */
 	int tx_fd;
 	uint8_t *tx_ring;
@@ -268,6 +269,21 @@ static int rx_setup(struct afp_port *a, const struct io_opts *o, bool promisc, c
 		set_err(err, errlen, "%s: bind: %s", a->port.name, strerror(errno));
 		return -1;
 	}
+	if (o->fanout) {
+		/* flows spread over the workers' sockets by a symmetric hash */
+		int arg = (o->fanout_id ? o->fanout_id : 0) | (PACKET_FANOUT_HASH << 16) |
+			  (o->fanout_id ? 0 : (PACKET_FANOUT_FLAG_UNIQUEID << 16));
+		if (setsockopt(fd, SOL_PACKET, PACKET_FANOUT, &arg, sizeof(arg)) < 0) {
+			set_err(err, errlen, "%s: PACKET_FANOUT: %s", a->port.name, strerror(errno));
+			return -1;
+		}
+		socklen_t len = sizeof(arg);
+		if (getsockopt(fd, SOL_PACKET, PACKET_FANOUT, &arg, &len) < 0) {
+			set_err(err, errlen, "%s: PACKET_FANOUT: %s", a->port.name, strerror(errno));
+			return -1;
+		}
+		a->fanout_id = (uint16_t)(arg & 0xffff);
+	}
 	if (promisc) {
 		struct packet_mreq mr;
 		memset(&mr, 0, sizeof(mr));
@@ -367,4 +383,9 @@ struct io_port *io_open_afpacket(const char *ifname, const struct io_opts *o, ch
 		return NULL;
 	}
 	return &a->port;
+}
+
+uint16_t io_fanout_id(const struct io_port *p)
+{
+	return p && p->kind == IO_KIND_AFPACKET ? ((const struct afp_port *)p)->fanout_id : 0;
 }

@@ -1,18 +1,30 @@
 /* io_afxdp.c - AF_XDP port backend for a Linux interface in the current
  * network namespace (copy mode: the only mode veth offers).
  *
- * One UMEM (xdp_frames x 2048 B, preallocated) is shared by one AF_XDP
- * socket per RX queue of the interface: each socket has its own fill and
- * RX rings and owns a fixed share of the frames (a received frame goes
- * back into the fill ring of its queue once copied into a pool buffer).
- * The remaining frames form the TX free list of the first socket, the only
- * one with a TX ring; its completion ring returns them. The XDP program
- * (bpf/xsk_redirect.c, compiled and embedded at build time) redirects each
- * queue to its socket through an XSKMAP; it is attached through a BPF link
- * (native mode, else generic), so it is detached when the port closes or
- * the process dies, and never replaces a program someone else attached.
- * libxdp is used for the socket and ring set-up only: its multi-program
- * dispatcher is not used (it fails on the test machine).
+ * A port binds a set of RX queues of its interface: every queue (the
+ * default), one queue (xdp_one_queue), or, for worker w of N
+ * (xdp_workers = N), the queues q with q % N == w. One UMEM per port
+ * (xdp_frames x 2048 B, preallocated) is shared by one AF_XDP socket per
+ * bound queue: each socket has its own fill and RX rings and owns a fixed
+ * share of the frames (a received frame goes back into the fill ring of
+ * its queue once copied into a pool buffer). The remaining frames form the
+ * TX free list of the port's first socket, the only one with a TX ring;
+ * its completion ring returns them. Ports share nothing on the packet
+ * path: no lock, no shared ring or counter.
+ *
+ * The XDP program (bpf/xsk_redirect.c, compiled and embedded at build
+ * time) redirects each queue to its socket through an XSKMAP sized to
+ * every queue of the interface. A process-wide registry (mutex, taken on
+ * open and close only) keeps one loaded program, XSKMAP and BPF link per
+ * interface (network namespace + ifindex) with a count of the ports using
+ * it: the first port loads and attaches it (native mode, else generic),
+ * further worker ports insert their sockets into the same map, a closing
+ * port deletes its entries, the last one closes the link (the program is
+ * detached; also when the process dies). A port opened without
+ * xdp_workers owns its interface alone. It never replaces a program
+ * someone else attached. libxdp is used for the socket and ring set-up
+ * only: its multi-program dispatcher is not used (it fails on the test
+ * machine).
  *
  * RX repair: frames go through io_rx_frame(). AF_XDP carries no offload
  * metadata, so a TCP/UDP frame whose checksum field holds just the
@@ -22,10 +34,11 @@
  * arrive at most MTU-sized; larger ones (generic mode) are dropped by the
  * kernel and counted in rx_drops.
  *
- * Owns: the UMEM, the sockets and rings, the BPF object and link, an
- * AF_PACKET control socket that holds promiscuous membership (it dies with
- * the socket). Must not: change interface settings other than IFF_UP and
- * promiscuous membership, or touch XDP programs it did not attach. */
+ * Owns: the UMEM, the sockets and rings, the registry of BPF objects and
+ * links, an AF_PACKET control socket per port that holds promiscuous
+ * membership (it dies with the socket). Must not: change interface
+ * settings other than IFF_UP and promiscuous membership, or touch XDP
+ * programs it did not attach. */
 #include "io_int.h"
 #include "wire.h"
 
@@ -41,6 +54,7 @@
 #include <linux/sockios.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,6 +62,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <xdp/xsk.h>
 
@@ -81,6 +96,23 @@ struct xq {
 	struct xsk_ring_cons comp;
 	int fd;
 	uint32_t qid;
+	bool mapped;             /* in the XSKMAP */
+};
+
+/* The XDP program of one interface and the ports of this process on it. */
+struct xdp_iface {
+	struct xdp_iface *next;  /* registry list */
+	uint64_t ns_dev, ns_ino; /* network namespace of the interface */
+	int ifindex;
+	struct bpf_object *obj;
+	int map_fd;              /* XSKMAP "xsks" (owned by obj) */
+	int link_fd;
+	uint32_t map_size;
+	uint32_t refs;           /* ports holding it */
+	uint16_t workers;        /* 0: one port owns the interface */
+	bool generic;
+	bool listed;             /* in the registry (false once its interface is gone) */
+	uint8_t *taken;          /* [workers]: worker ports open */
 };
 
 struct xdp_port {
@@ -92,8 +124,8 @@ struct xdp_port {
 	uint32_t nq, rr;
 	uint64_t *tx_free;       /* free TX frame addresses (stack) */
 	uint32_t tx_free_n, tx_frames, tx_out; /* tx_out: submitted, not completed */
-	struct bpf_object *obj;
-	int link_fd;
+	struct xdp_iface *ifc;   /* held (registry reference) when set */
+	uint16_t worker;
 	int ctl_fd;              /* AF_PACKET, receives nothing: ioctls and promiscuous membership */
 	int ep_fd;
 	bool generic;
@@ -313,7 +345,7 @@ static uint32_t xdp_tx_burst(struct io_port *p, struct pkt **pkts, uint32_t n)
 	return used;
 }
 
-/* ---- stats, close ---- */
+/* ---- stats ---- */
 
 static void xdp_stats(struct io_port *p, struct io_stats *st)
 {
@@ -329,11 +361,257 @@ static void xdp_stats(struct io_port *p, struct io_stats *st)
 	}
 }
 
+/* ---- the per-interface registry: program, XSKMAP and link ---- */
+
+static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct xdp_iface *reg_head; /* under reg_lock, like every xdp_iface field */
+
+static int libbpf_quiet(enum libbpf_print_level lvl, const char *fmt, va_list ap)
+{
+	(void)lvl;
+	(void)fmt;
+	(void)ap;
+	return 0;
+}
+
+/* Identity of the calling thread's network namespace (0/0 if unknown). */
+static void netns_id(uint64_t *dev, uint64_t *ino)
+{
+	struct stat st;
+	if (stat("/proc/thread-self/ns/net", &st) == 0 || stat("/proc/self/ns/net", &st) == 0) {
+		*dev = (uint64_t)st.st_dev;
+		*ino = (uint64_t)st.st_ino;
+	} else {
+		*dev = *ino = 0;
+	}
+}
+
+/* Whether f's link is still attached to its interface: the kernel detaches
+ * it when the interface goes away (and its index may come back later). */
+static bool iface_attached(const struct xdp_iface *f)
+{
+	struct bpf_link_info li;
+	__u32 len = sizeof(li);
+	memset(&li, 0, sizeof(li));
+	if (bpf_obj_get_info_by_fd(f->link_fd, &li, &len) != 0)
+		return true; /* cannot tell */
+	return li.type != BPF_LINK_TYPE_XDP || (int)li.xdp.ifindex == f->ifindex;
+}
+
+static void iface_free(struct xdp_iface *f)
+{
+	if (f->link_fd >= 0)
+		close(f->link_fd); /* detaches the program */
+	if (f->obj)
+		bpf_object__close(f->obj);
+	free(f->taken);
+	free(f);
+}
+
+static int prog_load(struct xdp_iface *f, const char *ifname, char *err, size_t errlen)
+{
+#if HAVE_XSK_PROG
+	static bool quiet; /* under reg_lock */
+	if (!quiet) {
+		quiet = true;
+		libbpf_set_print(libbpf_quiet);
+	}
+	LIBBPF_OPTS(bpf_object_open_opts, oo, .object_name = "xsk_redirect");
+	f->obj = bpf_object__open_mem(xsk_redirect_bpf_o, xsk_redirect_bpf_o_len, &oo);
+	if (!f->obj) {
+		set_err(err, errlen, "%s: XDP program: %s", ifname, strerror(errno));
+		return -1;
+	}
+	struct bpf_map *m = bpf_object__find_map_by_name(f->obj, "xsks");
+	if (!m || bpf_map__set_max_entries(m, f->map_size) != 0) {
+		set_err(err, errlen, "%s: XDP program has no XSKMAP", ifname);
+		return -1;
+	}
+	int r = bpf_object__load(f->obj);
+	if (r) {
+		set_err(err, errlen, "%s: loading the XDP program: %s%s", ifname, strerror(-r),
+		       r == -EPERM ? " (needs CAP_BPF/CAP_SYS_ADMIN)" : "");
+		return -1;
+	}
+	f->map_fd = bpf_map__fd(m);
+	if (f->map_fd < 0) {
+		set_err(err, errlen, "%s: XDP program has no XSKMAP", ifname);
+		return -1;
+	}
+	return 0;
+#else
+	(void)f;
+	set_err(err, errlen, "%s: built without the XDP program (build/bpf/xsk_redirect.h)", ifname);
+	return -1;
+#endif
+}
+
+static int prog_attach(struct xdp_iface *f, const char *ifname, uint8_t mode, char *err, size_t errlen)
+{
+	struct bpf_program *prog = bpf_object__find_program_by_name(f->obj, "xsk_redirect");
+	int pfd = prog ? bpf_program__fd(prog) : -1;
+	if (pfd < 0) {
+		set_err(err, errlen, "%s: XDP program not found in the object", ifname);
+		return -1;
+	}
+	int e = 0;
+	if (mode != IO_XDP_MODE_GENERIC) {
+		LIBBPF_OPTS(bpf_link_create_opts, lo, .flags = XDP_FLAGS_DRV_MODE);
+		f->link_fd = bpf_link_create(pfd, f->ifindex, BPF_XDP, &lo);
+		if (f->link_fd >= 0)
+			return 0;
+		e = errno;
+		if (mode == IO_XDP_MODE_NATIVE || e == EBUSY || e == EEXIST)
+			goto fail;
+	}
+	LIBBPF_OPTS(bpf_link_create_opts, lg, .flags = XDP_FLAGS_SKB_MODE);
+	f->link_fd = bpf_link_create(pfd, f->ifindex, BPF_XDP, &lg);
+	if (f->link_fd >= 0) {
+		f->generic = true;
+		return 0;
+	}
+	e = errno;
+fail:
+	set_err(err, errlen, "%s: attaching the XDP program: %s%s", ifname, strerror(e),
+	       e == EBUSY || e == EEXIST ? " (another XDP program is attached)" : "");
+	return -1;
+}
+
+/* Take a reference on the program of x's interface for the port of worker
+ * `worker` of `workers` (0/0: the only port): the one attached by an
+ * earlier port of this process, else a new one (XSKMAP of map_size
+ * entries) attached in `mode`. 0, or -1 with err set. */
+static int iface_get(struct xdp_port *x, uint16_t worker, uint16_t workers, uint8_t mode, uint32_t map_size,
+		     char *err, size_t errlen)
+{
+	const char *ifname = x->port.name;
+	uint64_t nd, ni;
+	netns_id(&nd, &ni);
+	pthread_mutex_lock(&reg_lock);
+	struct xdp_iface *f = NULL;
+	for (struct xdp_iface **pp = &reg_head; *pp;) {
+		struct xdp_iface *c = *pp;
+		if (c->ifindex == x->port.ifindex && c->ns_dev == nd && c->ns_ino == ni) {
+			if (iface_attached(c)) {
+				f = c;
+				break;
+			}
+			*pp = c->next; /* its interface is gone: its ports close it */
+			c->listed = false;
+			continue;
+		}
+		pp = &c->next;
+	}
+	if (f) {
+		if (!f->workers || !workers) {
+			set_err(err, errlen, "%s: an AF_XDP port of this process already uses the interface%s", ifname,
+			       f->workers ? " (opened per worker)" : "");
+			goto fail;
+		}
+		if (f->workers != workers) {
+			set_err(err, errlen, "%s: AF_XDP ports are open for %u workers, not %u", ifname, f->workers,
+			       workers);
+			goto fail;
+		}
+		if (f->taken[worker]) {
+			set_err(err, errlen, "%s: the AF_XDP port of worker %u is already open", ifname, worker);
+			goto fail;
+		}
+	} else {
+		f = calloc(1, sizeof(*f));
+		if (!f || !(f->taken = calloc(workers ? workers : 1, 1))) {
+			free(f);
+			set_err(err, errlen, "out of memory");
+			goto fail;
+		}
+		f->ns_dev = nd;
+		f->ns_ino = ni;
+		f->ifindex = x->port.ifindex;
+		f->map_size = map_size;
+		f->workers = workers;
+		f->map_fd = f->link_fd = -1;
+		if (prog_load(f, ifname, err, errlen) < 0 || prog_attach(f, ifname, mode, err, errlen) < 0) {
+			iface_free(f);
+			goto fail;
+		}
+		f->listed = true;
+		f->next = reg_head;
+		reg_head = f;
+	}
+	f->refs++;
+	if (workers)
+		f->taken[worker] = 1;
+	x->ifc = f;
+	x->worker = worker;
+	x->generic = f->generic;
+	pthread_mutex_unlock(&reg_lock);
+	return 0;
+fail:
+	pthread_mutex_unlock(&reg_lock);
+	return -1;
+}
+
+/* Put x's sockets into the XSKMAP of its interface. */
+static int iface_map(struct xdp_port *x, char *err, size_t errlen)
+{
+	pthread_mutex_lock(&reg_lock);
+	int rc = 0;
+	for (uint32_t i = 0; i < x->nq; i++) {
+		uint32_t key = x->q[i].qid;
+		int v = x->q[i].fd;
+		if (bpf_map_update_elem(x->ifc->map_fd, &key, &v, 0) != 0) {
+			set_err(err, errlen, "%s: XSKMAP update for queue %u: %s%s", x->port.name, key, strerror(errno),
+			       key >= x->ifc->map_size ? " (the map was sized for fewer queues)" : "");
+			rc = -1;
+			break;
+		}
+		x->q[i].mapped = true;
+	}
+	pthread_mutex_unlock(&reg_lock);
+	return rc;
+}
+
+/* Take x's sockets out of the map (before they close). */
+static void iface_unmap(struct xdp_port *x)
+{
+	pthread_mutex_lock(&reg_lock);
+	for (uint32_t i = 0; i < XQ_MAX; i++) {
+		if (!x->q[i].mapped)
+			continue;
+		uint32_t key = x->q[i].qid;
+		(void)bpf_map_delete_elem(x->ifc->map_fd, &key);
+		x->q[i].mapped = false;
+	}
+	pthread_mutex_unlock(&reg_lock);
+}
+
+/* Drop x's reference; the last one detaches the program. */
+static void iface_put(struct xdp_port *x)
+{
+	struct xdp_iface *f = x->ifc;
+	pthread_mutex_lock(&reg_lock);
+	if (f->workers)
+		f->taken[x->worker] = 0;
+	if (--f->refs == 0) {
+		if (f->listed) {
+			struct xdp_iface **pp = &reg_head;
+			while (*pp != f)
+				pp = &(*pp)->next;
+			*pp = f->next;
+		}
+		iface_free(f);
+	}
+	pthread_mutex_unlock(&reg_lock);
+	x->ifc = NULL;
+}
+
+/* ---- close ---- */
+
 static void xdp_close(struct io_port *p)
 {
 	struct xdp_port *x = (struct xdp_port *)p;
-	if (x->link_fd >= 0)
-		close(x->link_fd); /* detaches the program */
+	if (x->ifc)
+		iface_unmap(x);
 	for (uint32_t i = XQ_MAX; i-- > 0;) {
 		if (x->q[i].xsk)
 			xsk_socket__delete(x->q[i].xsk);
@@ -342,8 +620,8 @@ static void xdp_close(struct io_port *p)
 		xsk_umem__delete(x->umem);
 	if (x->area)
 		munmap(x->area, x->area_len);
-	if (x->obj)
-		bpf_object__close(x->obj);
+	if (x->ifc)
+		iface_put(x);
 	if (x->ctl_fd >= 0)
 		close(x->ctl_fd);
 	if (x->ep_fd >= 0)
@@ -360,14 +638,6 @@ static const struct io_ops xdp_ops = {
 };
 
 /* ---- open ---- */
-
-static int libbpf_quiet(enum libbpf_print_level lvl, const char *fmt, va_list ap)
-{
-	(void)lvl;
-	(void)fmt;
-	(void)ap;
-	return 0;
-}
 
 static uint32_t pow2_floor(uint32_t v)
 {
@@ -393,69 +663,8 @@ static uint32_t if_queues(struct xdp_port *x, const char *ifname)
 	return n ? n : 1;
 }
 
-static int prog_load(struct xdp_port *x, uint32_t max_qid, char *err, size_t errlen)
-{
-#if HAVE_XSK_PROG
-	static bool quiet;
-	if (!__atomic_exchange_n(&quiet, true, __ATOMIC_RELAXED))
-		libbpf_set_print(libbpf_quiet);
-	LIBBPF_OPTS(bpf_object_open_opts, oo, .object_name = "xsk_redirect");
-	x->obj = bpf_object__open_mem(xsk_redirect_bpf_o, xsk_redirect_bpf_o_len, &oo);
-	if (!x->obj) {
-		set_err(err, errlen, "%s: XDP program: %s", x->port.name, strerror(errno));
-		return -1;
-	}
-	struct bpf_map *m = bpf_object__find_map_by_name(x->obj, "xsks");
-	if (!m || bpf_map__set_max_entries(m, max_qid + 1) != 0) {
-		set_err(err, errlen, "%s: XDP program has no XSKMAP", x->port.name);
-		return -1;
-	}
-	int r = bpf_object__load(x->obj);
-	if (r) {
-		set_err(err, errlen, "%s: loading the XDP program: %s%s", x->port.name, strerror(-r),
-		       r == -EPERM ? " (needs CAP_BPF/CAP_SYS_ADMIN)" : "");
-		return -1;
-	}
-	return 0;
-#else
-	(void)max_qid;
-	set_err(err, errlen, "%s: built without the XDP program (build/bpf/xsk_redirect.h)", x->port.name);
-	return -1;
-#endif
-}
-
-static int prog_attach(struct xdp_port *x, uint8_t mode, char *err, size_t errlen)
-{
-	struct bpf_program *prog = bpf_object__find_program_by_name(x->obj, "xsk_redirect");
-	int pfd = prog ? bpf_program__fd(prog) : -1;
-	if (pfd < 0) {
-		set_err(err, errlen, "%s: XDP program not found in the object", x->port.name);
-		return -1;
-	}
-	int e = 0;
-	if (mode != IO_XDP_MODE_GENERIC) {
-		LIBBPF_OPTS(bpf_link_create_opts, lo, .flags = XDP_FLAGS_DRV_MODE);
-		x->link_fd = bpf_link_create(pfd, x->port.ifindex, BPF_XDP, &lo);
-		if (x->link_fd >= 0)
-			return 0;
-		e = errno;
-		if (mode == IO_XDP_MODE_NATIVE || e == EBUSY || e == EEXIST)
-			goto fail;
-	}
-	LIBBPF_OPTS(bpf_link_create_opts, lg, .flags = XDP_FLAGS_SKB_MODE);
-	x->link_fd = bpf_link_create(pfd, x->port.ifindex, BPF_XDP, &lg);
-	if (x->link_fd >= 0) {
-		x->generic = true;
-		return 0;
-	}
-	e = errno;
-fail:
-	set_err(err, errlen, "%s: attaching the XDP program: %s%s", x->port.name, strerror(e),
-	       e == EBUSY || e == EEXIST ? " (another XDP program is attached)" : "");
-	return -1;
-}
-
-static int xsk_setup(struct xdp_port *x, const char *ifname, uint32_t frames, uint32_t q0, uint32_t nq,
+/* UMEM and one socket per queue qids[0..nq). */
+static int xsk_setup(struct xdp_port *x, const char *ifname, uint32_t frames, const uint32_t *qids, uint32_t nq,
 		     char *err, size_t errlen)
 {
 	uint32_t rxq = pow2_floor(frames / 2 / nq);
@@ -503,7 +712,7 @@ static int xsk_setup(struct xdp_port *x, const char *ifname, uint32_t frames, ui
 	};
 	for (uint32_t i = 0; i < nq; i++) {
 		struct xq *q = &x->q[i];
-		q->qid = q0 + i;
+		q->qid = qids[i];
 		/* a socket closed just before on this queue is released by the
 		 * kernel asynchronously: EBUSY for a short while */
 		for (int tries = 0;; tries++) {
@@ -552,6 +761,13 @@ struct io_port *io_open_afxdp(const char *ifname, const struct io_opts *o, char 
 		set_err(err, errlen, "%s: bad AF_XDP options (frames %u, mode %u)", ifname, frames, o->xdp_mode);
 		return NULL;
 	}
+	uint16_t workers = o->xdp_workers;
+	if ((workers && o->xdp_worker >= workers) || (!workers && o->xdp_worker) ||
+	    (workers && o->xdp_one_queue)) {
+		set_err(err, errlen, "%s: bad AF_XDP options (worker %u of %u%s)", ifname, o->xdp_worker, workers,
+		       o->xdp_one_queue ? ", one queue" : "");
+		return NULL;
+	}
 	struct xdp_port *x = calloc(1, sizeof(*x));
 	if (!x) {
 		set_err(err, errlen, "out of memory");
@@ -559,7 +775,7 @@ struct io_port *io_open_afxdp(const char *ifname, const struct io_opts *o, char 
 	}
 	io_port_init(&x->port, &xdp_ops, IO_KIND_AFXDP, ifname);
 	x->port.mtu = o->mtu;
-	x->link_fd = x->ctl_fd = x->ep_fd = -1;
+	x->ctl_fd = x->ep_fd = -1;
 	for (uint32_t i = 0; i < XQ_MAX; i++)
 		x->q[i].fd = -1;
 	x->ctl_fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
@@ -569,25 +785,27 @@ struct io_port *io_open_afxdp(const char *ifname, const struct io_opts *o, char 
 	}
 	if (io_if_setup(&x->port, x->ctl_fd, ifname, !o->no_ifup, err, errlen) < 0)
 		goto fail;
-	uint32_t q0 = 0, nq = if_queues(x, ifname);
+	/* the queues to bind (at most XQ_MAX: frames on further queues go to
+	 * the kernel stack); the XSKMAP covers every queue */
+	uint32_t ifq = if_queues(x, ifname);
+	uint32_t qids[XQ_MAX], nq = 0;
 	if (o->xdp_one_queue) {
-		q0 = o->xdp_queue;
-		nq = 1;
-	}
-	if (nq > XQ_MAX)
-		nq = XQ_MAX; /* frames on further queues go to the kernel stack */
-	if (prog_load(x, q0 + nq - 1, err, errlen) < 0 || xsk_setup(x, ifname, frames, q0, nq, err, errlen) < 0)
-		goto fail;
-	int map_fd = bpf_object__find_map_fd_by_name(x->obj, "xsks");
-	for (uint32_t i = 0; i < x->nq; i++) {
-		uint32_t key = x->q[i].qid;
-		int v = x->q[i].fd;
-		if (map_fd < 0 || bpf_map_update_elem(map_fd, &key, &v, 0) != 0) {
-			set_err(err, errlen, "%s: XSKMAP update for queue %u: %s", ifname, key, strerror(errno));
+		qids[nq++] = o->xdp_queue;
+	} else if (workers) {
+		if (ifq < workers) {
+			set_err(err, errlen, "%s: %u RX queue%s for %u workers", ifname, ifq, ifq == 1 ? "" : "s",
+			       workers);
 			goto fail;
 		}
+		for (uint32_t q = o->xdp_worker; q < ifq && nq < XQ_MAX; q += workers)
+			qids[nq++] = q;
+	} else {
+		for (uint32_t q = 0; q < ifq && nq < XQ_MAX; q++)
+			qids[nq++] = q;
 	}
-	if (prog_attach(x, o->xdp_mode, err, errlen) < 0)
+	uint32_t map_size = MAX(ifq, qids[nq - 1] + 1);
+	if (iface_get(x, o->xdp_worker, workers, o->xdp_mode, map_size, err, errlen) < 0 ||
+	    xsk_setup(x, ifname, frames, qids, nq, err, errlen) < 0 || iface_map(x, err, errlen) < 0)
 		goto fail;
 	if (!o->no_promisc) {
 		struct packet_mreq mr;

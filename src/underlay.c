@@ -69,7 +69,8 @@ static bool from_sockaddr(const struct sockaddr_storage *ss, socklen_t len, stru
 }
 
 /* A socket bound to (vtep, port) that never fragments. */
-static int open_sock(const struct ipaddr *vtep, uint16_t port, bool v6, int bufsz, char *err, size_t errlen)
+static int open_sock(const struct ipaddr *vtep, uint16_t port, bool v6, bool reuse, int bufsz, char *err,
+		     size_t errlen)
 {
 	int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
@@ -97,6 +98,11 @@ static int open_sock(const struct ipaddr *vtep, uint16_t port, bool v6, int bufs
 			close(fd);
 			return -1;
 		}
+	}
+	if (reuse && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) {
+		set_err(err, errlen, "underlay: %s: %s", "setsockopt SO_REUSEPORT", strerror(errno));
+		close(fd);
+		return -1;
 	}
 	/* best effort: the kernel caps these at [rw]mem_max */
 	(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bufsz, sizeof(bufsz));
@@ -127,6 +133,12 @@ static uint16_t bound_port(int fd)
 
 struct underlay *underlay_open(const struct ipaddr *vtep, uint16_t port, char *err, size_t errlen)
 {
+	return underlay_open_shared(vtep, port, false, err, errlen);
+}
+
+struct underlay *underlay_open_shared(const struct ipaddr *vtep, uint16_t port, bool shared, char *err,
+				      size_t errlen)
+{
 	if (!vtep || !port) {
 		set_err(err, errlen, "underlay: %s", "no VTEP address or port");
 		return NULL;
@@ -142,12 +154,12 @@ struct underlay *underlay_open(const struct ipaddr *vtep, uint16_t port, char *e
 	u->v6 = !ipaddr_is_v4(vtep);
 	u->port = port;
 	u->vtep = *vtep;
-	u->rx_fd = open_sock(vtep, port, u->v6, 4 << 20, err, errlen);
+	u->rx_fd = open_sock(vtep, port, u->v6, shared, 4 << 20, err, errlen);
 	if (u->rx_fd < 0)
 		goto fail;
 	for (int i = 0; i < UNDERLAY_TX_SOCKS; i++) {
 		/* small receive buffer: nothing is expected on these ports */
-		u->tx_fd[i] = open_sock(vtep, 0, u->v6, 1 << 20, err, errlen);
+		u->tx_fd[i] = open_sock(vtep, 0, u->v6, false, 1 << 20, err, errlen);
 		if (u->tx_fd[i] < 0)
 			goto fail;
 		int small = 1;

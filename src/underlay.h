@@ -47,6 +47,11 @@ struct underlay_peer_stats {
 /* Open the sockets on vtep (IPv4-mapped or IPv6) and port (GENEVE_PORT).
  * NULL with a message in err on failure. The allow-list starts empty. */
 struct underlay *underlay_open(const struct ipaddr *vtep, uint16_t port, char *err, size_t errlen);
+/* The same, and with shared set the receive socket joins a SO_REUSEPORT
+ * group: one underlay per worker thread, the kernel spreading datagrams
+ * over them by their addresses and ports. */
+struct underlay *underlay_open_shared(const struct ipaddr *vtep, uint16_t port, bool shared, char *err,
+				      size_t errlen);
 void underlay_close(struct underlay *u);
 
 /* The receive socket (poll it for POLLIN). */

@@ -2,8 +2,11 @@
  * network namespace (root and AF_XDP needed; skipped otherwise):
  * byte-exact RX from every queue, also over many ring wraps; TX to an
  * AF_PACKET port on the peer; close detaches the XDP program and a reopen
- * works; clear errors; and a TCP transfer with default offloads between
- * two namespaces forwarded by a loop over two AF_XDP ports. */
+ * works; clear errors; one port per worker on a 2-queue veth (each frame
+ * once, TX from each, a close keeps the other, the last detaches; an
+ * interface deleted under its ports); and a TCP transfer with default
+ * offloads between two namespaces forwarded by a loop over two AF_XDP
+ * ports. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -362,6 +365,337 @@ static void test_reopen_errors(void **state)
 	assert_int_equal(xdp_attach_mode("tb"), XDP_ATTACHED_NONE);
 }
 
+/* ---- one port per worker on a 2-queue interface ---- */
+
+#define W_FLOWS 64
+
+/* IPv4/UDP frame of flow `flow` (UDP source port) carrying seq. */
+static size_t mk_udp(uint8_t *f, uint32_t flow, uint32_t seq)
+{
+	static const uint8_t hdr[12] = {0x02, 0, 0, 0, 0, 0xbb, 0x02, 0, 0, 0, 0, 0xaa};
+	const size_t len = 14 + 20 + 8 + 16;
+	memset(f, 0, len);
+	memcpy(f, hdr, 12);
+	f[12] = 0x08;
+	uint8_t *ip = f + 14;
+	ip[0] = 0x45;
+	ip[2] = 0;
+	ip[3] = 20 + 8 + 16;
+	ip[8] = 64;
+	ip[9] = IPPROTO_UDP;
+	const uint8_t addrs[8] = {10, 99, 0, 1, 10, 99, 0, 2};
+	memcpy(ip + 12, addrs, 8);
+	uint32_t s = 0;
+	for (int i = 0; i < 20; i += 2)
+		s += (uint32_t)ip[i] << 8 | ip[i + 1];
+	while (s >> 16)
+		s = (s & 0xffff) + (s >> 16);
+	ip[10] = (uint8_t)(~s >> 8);
+	ip[11] = (uint8_t)~s;
+	uint8_t *udp = ip + 20;
+	uint16_t sport = (uint16_t)(20000 + flow);
+	udp[0] = (uint8_t)(sport >> 8);
+	udp[1] = (uint8_t)sport;
+	udp[2] = 0x30; /* 12345 */
+	udp[3] = 0x39;
+	udp[5] = 8 + 16; /* checksum 0: none */
+	uint8_t *pl = udp + 8;
+	memcpy(pl, "DTRW", 4);
+	pl[4] = (uint8_t)(seq >> 24);
+	pl[5] = (uint8_t)(seq >> 16);
+	pl[6] = (uint8_t)(seq >> 8);
+	pl[7] = (uint8_t)seq;
+	pl[8] = (uint8_t)flow;
+	return len;
+}
+
+/* seq of a frame built by mk_udp, or -1. */
+static long udp_seq(const struct pkt *p)
+{
+	if (p->len < 14 + 20 + 8 + 16 || p->data[12] != 0x08 || p->data[13] != 0 ||
+	    memcmp(p->data + 42, "DTRW", 4) != 0)
+		return -1;
+	return (long)((uint32_t)p->data[46] << 24 | (uint32_t)p->data[47] << 16 | (uint32_t)p->data[48] << 8 |
+		      p->data[49]);
+}
+
+/* Receive mk_udp frames on ports[0..np) (NULL ports skipped) until `want`
+ * arrived or wait_ms passed; cnt[seq] counts copies, who[seq] the port. */
+static uint32_t rx_workers(struct io_port **ports, int np, uint8_t *cnt, int8_t *who, uint32_t nseq,
+			   uint32_t want, uint32_t wait_ms)
+{
+	uint32_t got = 0;
+	uint64_t end = now_ms() + wait_ms;
+	struct pkt *b[64];
+	while (got < want && now_ms() < end) {
+		struct pollfd pf[4];
+		int k = 0;
+		for (int i = 0; i < np; i++)
+			if (ports[i])
+				pf[k++] = (struct pollfd){.fd = io_fd(ports[i]), .events = POLLIN};
+		poll(pf, (nfds_t)k, 50);
+		for (int i = 0; i < np; i++) {
+			if (!ports[i])
+				continue;
+			uint32_t n;
+			while ((n = io_rx_burst(ports[i], pool, b, 64)) > 0) {
+				for (uint32_t j = 0; j < n; j++) {
+					long s = udp_seq(b[j]);
+					if (s < 0 || (uint32_t)s >= nseq)
+						continue;
+					cnt[s]++;
+					who[s] = (int8_t)i;
+					got++;
+				}
+				pkt_free_bulk(pool, b, n);
+			}
+		}
+	}
+	return got;
+}
+
+struct wopen {
+	struct io_opts o;
+	struct io_port *p;
+	char err[256];
+};
+
+static void *wopen_thread(void *arg)
+{
+	struct wopen *w = arg;
+	w->p = io_open_afxdp("wb", &w->o, w->err, sizeof(w->err));
+	return NULL;
+}
+
+/* Frames of `rounds` x W_FLOWS flows from wa (one AF_PACKET socket, the
+ * flows spread over wa's two TX queues, hence wb's two RX queues). */
+static uint32_t send_flows(int fd, uint32_t seq0, int rounds)
+{
+	uint32_t seq = seq0;
+	for (int r = 0; r < rounds; r++) {
+		for (uint32_t fl = 0; fl < W_FLOWS; fl++, seq++) {
+			uint8_t f[128];
+			size_t len = mk_udp(f, fl, seq);
+			assert_int_equal(send(fd, f, len, 0), (ssize_t)len);
+		}
+	}
+	return seq - seq0;
+}
+
+/* Two ports, worker 0 and 1 of 2, opened at once from two threads on a
+ * veth with two RX queues: every frame is received exactly once, each flow
+ * by one port, both ports get some; each port transmits; closing one keeps
+ * the other working; the last close detaches the program; bad worker
+ * counts are refused with a message. */
+static void test_workers(void **state)
+{
+	(void)state;
+	if (!have_ns)
+		skip();
+	assert_int_equal(system("ip link add wa numtxqueues 2 numrxqueues 2 type veth peer name wb "
+				"numtxqueues 2 numrxqueues 2 && ip link set wa up && ip link set wb up"),
+			 0);
+	char err[256];
+	struct io_opts o;
+	io_opts_init(&o);
+	/* more workers than queues */
+	o.xdp_workers = 4;
+	o.xdp_worker = 3;
+	err[0] = 0;
+	assert_null(io_open_afxdp("wb", &o, err, sizeof(err)));
+	print_message("4 workers: %s\n", err);
+	assert_non_null(strstr(err, "wb: 2 RX queues for 4 workers"));
+	o.xdp_workers = 2;
+	o.xdp_worker = 0;
+	assert_null(io_open_afxdp("tb", &o, err, sizeof(err)));
+	assert_non_null(strstr(err, "tb: 1 RX queue for 2 workers"));
+	o.xdp_worker = 2; /* out of range */
+	err[0] = 0;
+	assert_null(io_open_afxdp("wb", &o, err, sizeof(err)));
+	assert_true(strlen(err) > 0);
+	assert_int_equal(xdp_attach_mode("wb"), XDP_ATTACHED_NONE);
+
+	/* both workers at once (native mode: a generic XDP program on a veth
+	 * sees every frame on queue 0) */
+	struct wopen w[2];
+	pthread_t t[2];
+	for (int i = 0; i < 2; i++) {
+		io_opts_init(&w[i].o);
+		w[i].o.xdp_workers = 2;
+		w[i].o.xdp_worker = (uint16_t)i;
+		w[i].p = NULL;
+		assert_int_equal(pthread_create(&t[i], NULL, wopen_thread, &w[i]), 0);
+	}
+	for (int i = 0; i < 2; i++)
+		pthread_join(t[i], NULL);
+	if (!w[0].p || !w[1].p)
+		fail_msg("open workers: %s / %s", w[0].p ? "ok" : w[0].err, w[1].p ? "ok" : w[1].err);
+	struct io_port *ports[2] = {w[0].p, w[1].p};
+	uint32_t mode = xdp_attach_mode("wb");
+	print_message("attach mode %u\n", mode);
+	assert_int_equal(mode, XDP_ATTACHED_DRV);
+	/* the same worker twice, or a port without workers: refused */
+	err[0] = 0;
+	o.xdp_worker = 1;
+	assert_null(io_open_afxdp("wb", &o, err, sizeof(err)));
+	print_message("worker 1 again: %s\n", err);
+	assert_true(strlen(err) > 0);
+	err[0] = 0;
+	assert_null(io_open_afxdp("wb", NULL, err, sizeof(err)));
+	assert_true(strlen(err) > 0);
+	o.xdp_workers = 4;
+	o.xdp_worker = 1;
+	assert_null(io_open_afxdp("wb", &o, err, sizeof(err)));
+
+	/* RX: every frame once, a flow always on the same port */
+	enum { ROUNDS = 16, NSEQ = 3 * ROUNDS * W_FLOWS };
+	static uint8_t cnt[NSEQ];
+	static int8_t who[NSEQ];
+	memset(cnt, 0, sizeof(cnt));
+	memset(who, -1, sizeof(who));
+	int fd = raw_socket("wa");
+	uint32_t seq = 0;
+	uint32_t n1 = send_flows(fd, seq, ROUNDS);
+	assert_int_equal(rx_workers(ports, 2, cnt, who, NSEQ, n1, 3000), n1);
+	int8_t flow_port[W_FLOWS];
+	uint32_t per_port[2] = {0, 0};
+	for (uint32_t s = 0; s < n1; s++) {
+		assert_int_equal(cnt[s], 1);
+		uint32_t fl = s % W_FLOWS;
+		if (s < W_FLOWS)
+			flow_port[fl] = who[s];
+		assert_int_equal(who[s], flow_port[fl]);
+		per_port[(int)who[s]]++;
+	}
+	seq += n1;
+	print_message("frames per worker port: %u + %u\n", per_port[0], per_port[1]);
+	assert_true(per_port[0] > 0);
+	assert_true(per_port[1] > 0);
+	/* nothing more turns up (no late duplicates) */
+	assert_int_equal(rx_workers(ports, 2, cnt, who, NSEQ, 1, 200), 0);
+
+	/* TX from each port, received on wa */
+	struct io_port *a = io_open_afpacket("wa", NULL, err, sizeof(err));
+	if (!a)
+		fail_msg("open wa: %s", err);
+	uint32_t tseq = 0, next = 0;
+	for (int i = 0; i < 2; i++) {
+		struct pkt *b[64];
+		assert_int_equal(pkt_alloc_bulk(pool, b, 64), 64);
+		for (int k = 0; k < 64; k++, tseq++)
+			b[k]->len = (uint32_t)mk_frame(b[k]->data, frame_len(tseq), tseq);
+		assert_int_equal(io_tx_burst(ports[i], b, 64), 64);
+		pkt_free_bulk(pool, b, 64);
+		assert_int_equal(rx_expect(a, &next, 64), 64);
+	}
+
+	/* close worker 0: the program stays, worker 1 keeps its flows */
+	io_close(ports[0]);
+	ports[0] = NULL;
+	assert_int_equal(xdp_attach_mode("wb"), mode);
+	uint32_t n2 = send_flows(fd, seq, ROUNDS);
+	uint32_t want = 0;
+	for (uint32_t s = seq; s < seq + n2; s++)
+		want += flow_port[(s - seq) % W_FLOWS] == 1;
+	assert_int_equal(rx_workers(ports, 2, cnt, who, NSEQ, want, 3000), want);
+	for (uint32_t s = seq; s < seq + n2; s++)
+		assert_int_equal(cnt[s], flow_port[(s - seq) % W_FLOWS] == 1 ? 1 : 0);
+	seq += n2;
+	{
+		struct pkt *b[64];
+		assert_int_equal(pkt_alloc_bulk(pool, b, 64), 64);
+		for (int k = 0; k < 64; k++, tseq++)
+			b[k]->len = (uint32_t)mk_frame(b[k]->data, frame_len(tseq), tseq);
+		assert_int_equal(io_tx_burst(ports[1], b, 64), 64);
+		pkt_free_bulk(pool, b, 64);
+		assert_int_equal(rx_expect(a, &next, 64), 64);
+	}
+
+	/* worker 0 again: its slot is free, it gets its flows back; it asks
+	 * for another mode and reuses the program attached */
+	io_opts_init(&o);
+	o.xdp_workers = 2;
+	o.xdp_worker = 0;
+	o.xdp_mode = IO_XDP_MODE_GENERIC;
+	ports[0] = io_open_afxdp("wb", &o, err, sizeof(err));
+	if (!ports[0])
+		fail_msg("reopen worker 0: %s", err);
+	assert_int_equal(xdp_attach_mode("wb"), mode);
+	uint32_t n3 = send_flows(fd, seq, ROUNDS);
+	assert_int_equal(rx_workers(ports, 2, cnt, who, NSEQ, n3, 3000), n3);
+	for (uint32_t s = seq; s < seq + n3; s++) {
+		assert_int_equal(cnt[s], 1);
+		assert_int_equal(who[s], flow_port[(s - seq) % W_FLOWS]);
+	}
+	struct io_stats st0, st1;
+	io_get_stats(ports[0], &st0);
+	io_get_stats(ports[1], &st1);
+	assert_int_equal(st0.rx_pkts, per_port[0]);
+	assert_int_equal(st1.rx_pkts, 2 * per_port[1] + want);
+	assert_int_equal(st1.tx_pkts, 128);
+
+	/* the last close detaches */
+	io_close(ports[1]);
+	assert_int_equal(xdp_attach_mode("wb"), mode);
+	io_close(ports[0]);
+	assert_int_equal(xdp_attach_mode("wb"), XDP_ATTACHED_NONE);
+	/* and a port without workers can have the interface again */
+	struct io_port *p = io_open_afxdp("wb", NULL, err, sizeof(err));
+	if (!p)
+		fail_msg("open wb alone: %s", err);
+	io_close(p);
+	assert_int_equal(xdp_attach_mode("wb"), XDP_ATTACHED_NONE);
+	io_close(a);
+	close(fd);
+}
+
+/* Worker ports whose interface is deleted under them: an interface that
+ * comes back with the same index gets a program of its own (the old one
+ * went with the old interface), and the stale ports still close cleanly. */
+static void test_workers_gone(void **state)
+{
+	(void)state;
+	if (!have_ns)
+		skip();
+	const char *mk = "ip link add wc index 4077 numtxqueues 2 numrxqueues 2 type veth peer name wd "
+			 "numtxqueues 2 numrxqueues 2 && ip link set wc up && ip link set wd up";
+	assert_int_equal(system(mk), 0);
+	char err[256];
+	struct io_opts o;
+	io_opts_init(&o);
+	o.xdp_workers = 2;
+	struct io_port *old[2];
+	for (int i = 0; i < 2; i++) {
+		o.xdp_worker = (uint16_t)i;
+		old[i] = io_open_afxdp("wc", &o, err, sizeof(err));
+		if (!old[i])
+			fail_msg("open wc worker %d: %s", i, err);
+	}
+	assert_int_equal(io_ifindex(old[0]), 4077);
+	assert_int_equal(system("ip link del wc"), 0);
+	assert_int_equal(system(mk), 0);
+	assert_int_equal(xdp_attach_mode("wc"), XDP_ATTACHED_NONE);
+	/* the same index, a new interface: a port of its own */
+	struct io_port *p = io_open_afxdp("wc", NULL, err, sizeof(err));
+	if (!p)
+		fail_msg("open new wc: %s", err);
+	assert_int_equal(io_ifindex(p), 4077);
+	assert_int_not_equal(xdp_attach_mode("wc"), XDP_ATTACHED_NONE);
+	io_close(old[0]);
+	io_close(old[1]);
+	assert_int_not_equal(xdp_attach_mode("wc"), XDP_ATTACHED_NONE);
+	/* and it works: a frame from wd arrives */
+	int fd = raw_socket("wd");
+	uint8_t f[1600];
+	size_t len = mk_frame(f, frame_len(7), 7);
+	assert_int_equal(send(fd, f, len, 0), (ssize_t)len);
+	uint32_t next = 7;
+	assert_int_equal(rx_expect(p, &next, 1), 1);
+	close(fd);
+	io_close(p);
+	assert_int_equal(xdp_attach_mode("wc"), XDP_ATTACHED_NONE);
+}
+
 /* ---- TCP through a forwarding loop between two namespaces ---- */
 
 struct fwd {
@@ -561,6 +895,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_rx_exact, ns_setup, ns_teardown),
 		cmocka_unit_test_setup_teardown(test_tx_exact, ns_setup, ns_teardown),
 		cmocka_unit_test_setup_teardown(test_reopen_errors, ns_setup, ns_teardown),
+		cmocka_unit_test_setup_teardown(test_workers, ns_setup, ns_teardown),
+		cmocka_unit_test_setup_teardown(test_workers_gone, ns_setup, ns_teardown),
 		cmocka_unit_test_setup_teardown(test_tcp_native, ns_setup, ns_teardown),
 		cmocka_unit_test_setup_teardown(test_tcp_generic, ns_setup, ns_teardown),
 	};

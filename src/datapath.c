@@ -18,6 +18,8 @@
  */
 #include "datapath.h"
 
+#include "steer.h"
+
 #include <stdlib.h>
 
 #include "icmperr.h"
@@ -84,6 +86,14 @@ void dp_set_tunnel(struct datapath *dp, dp_tunnel_fn fn, void *ctx)
 {
 	dp->tun_tx = fn;
 	dp->tun_ctx = ctx;
+}
+
+void dp_set_worker(struct datapath *dp, struct steer *s, uint16_t worker, dp_pass_fn pass, void *ctx)
+{
+	dp->steer = s;
+	dp->worker = worker;
+	dp->pass = pass;
+	dp->pass_ctx = ctx;
 }
 
 /* ---- the tunnel: Geneve to other hosts ---------------------------------- */
@@ -441,7 +451,7 @@ static void sp_forward(struct datapath *dp, struct pkt *p)
 	struct sp_dest d = service_plane_forward(hc, p, from, first);
 	switch (d.kind) {
 	case SPD_NODE:
-		if (!hc->node_up[d.node]) {
+		if (!hostcfg_live(hc)->node_up[d.node]) {
 			dp_drop(dp, p, DROP_SN_DOWN);
 			return;
 		}
@@ -491,11 +501,15 @@ static void stage_node_rx(struct datapath *dp, struct pkt **v, uint32_t n)
 {
 	const struct hostcfg *hc = dp->hc;
 	struct pkt *ok[BATCH_MAX];
+	uint8_t *frame[BATCH_MAX]; /* as received, to pass it on */
+	uint32_t len[BATCH_MAX];
 	uint32_t k = 0;
 	for (uint32_t i = 0; i < n; i++) {
 		struct pkt *p = v[i];
 		uint16_t node = hc->ports[p->in_port].ref;
 		enum drop_reason why = DROP_NONE;
+		frame[k] = p->data;
+		len[k] = p->len;
 		switch (service_proxy_rx_parse(hc, node, p, &why)) {
 		case SPX_OK:
 			p->sp_hash = service_proxy_prefetch(hc, dp->spx, node, p);
@@ -515,12 +529,24 @@ static void stage_node_rx(struct datapath *dp, struct pkt **v, uint32_t n)
 		uint16_t node = hc->ports[p->in_port].ref;
 		enum drop_reason why = DROP_NONE;
 		if (service_proxy_rx_finish(hc, dp->spx, node, p, dp->now_ns, &why) != SPX_OK) {
+			if (why == DROP_SN_NO_FLOW && dp->pass && p->hops + 1u < steer_workers(dp->steer) &&
+			    !(frame[i][0] & 1)) {
+				/* a node rewrote the flow (NAT): its owner may be another worker */
+				p->data = frame[i];
+				p->len = len[i];
+				p->flags &= ~(PKT_F_PARSED | PKT_F_HAS_MD);
+				p->hops++;
+				if (dp->pass(dp->pass_ctx, p)) {
+					dp->passed_on++;
+					continue;
+				}
+			}
 			dp->node_stats[node].drops++;
 			dp_drop(dp, p, why);
 			continue;
 		}
 		dp->node_stats[node].from_node++;
-		if (!hc->node_up[node]) {
+		if (!hostcfg_live(hc)->node_up[node]) {
 			dp_drop(dp, p, DROP_SN_DOWN);
 			continue;
 		}
@@ -560,6 +586,8 @@ static void learn_nat(struct datapath *dp, const struct pkt *p, uint16_t guest, 
 	c->action = RULE_REDIRECT;
 	dp->nat_aliases++;
 	dp->nat_guest[guest] = 1;
+	if (dp->steer) /* replies under the rewritten tuple must come to this worker */
+		steer_nat_learn(dp->steer, &k, dp->worker);
 }
 
 static void stage_home(struct datapath *dp, struct pkt **v, uint32_t n)
@@ -729,8 +757,8 @@ static void stage_tunnel_rx(struct datapath *dp, struct pkt **v, uint32_t n)
 			enq(dp, ST_HOME, p);
 			continue;
 		}
-		if (hc->topo->nodes[o.index].host != hc->self || !hc->node_up[o.index]) {
-			dp_drop(dp, p, hc->node_up[o.index] ? DROP_SP_UNKNOWN_SPMAC : DROP_SN_DOWN);
+		if (hc->topo->nodes[o.index].host != hc->self || !hostcfg_live(hc)->node_up[o.index]) {
+			dp_drop(dp, p, hostcfg_live(hc)->node_up[o.index] ? DROP_SP_UNKNOWN_SPMAC : DROP_SN_DOWN);
 			continue;
 		}
 		p->next = o.index;

@@ -29,6 +29,11 @@ typedef void (*dp_tunnel_fn)(void *ctx, struct pkt **pkts, const struct ipaddr *
 
 #define PORT_TUNNEL 0xfffd /* in_port of frames that came from another host */
 
+/* Several workers (steer.h): give a frame a service node returned, which
+ * matches no flow state here, to the next worker (frame as received);
+ * true if it took it. */
+typedef bool (*dp_pass_fn)(void *ctx, struct pkt *p);
+
 struct dp_port_stats {
 	uint64_t rx_pkts, rx_bytes, tx_pkts, tx_bytes, drops;
 };
@@ -60,6 +65,10 @@ struct datapath {
 	void *tx_ctx;
 	dp_tunnel_fn tun_tx;
 	void *tun_ctx;
+	struct steer *steer;    /* several workers: NAT tuples are recorded there */
+	uint16_t worker;
+	dp_pass_fn pass;
+	void *pass_ctx;
 	struct pkt_batch tun_out;
 	struct ipaddr tun_dst[BATCH_MAX];
 	uint64_t now_ns;
@@ -74,7 +83,7 @@ struct datapath {
 	struct dp_path_stats *path_stats; /* [n_paths] */
 	struct dp_queue q[ST__MAX];
 	uint64_t drops[DROP__MAX];
-	uint64_t stateless_flows, copies, flows_repinned, nat_aliases;
+	uint64_t stateless_flows, copies, flows_repinned, nat_aliases, passed_on;
 	uint64_t mtu_too_big, mtu_fragmented; /* guest packets answered with ICMP / fragmented for the tunnel */
 };
 
@@ -87,6 +96,8 @@ bool dp_set_config(struct datapath *dp, struct hostcfg *hc);
 
 /* Where tunnelled packets go (hosts joined by Geneve). Without it they drop. */
 void dp_set_tunnel(struct datapath *dp, dp_tunnel_fn fn, void *ctx);
+/* This datapath is worker `worker` of those steer spreads flows over. */
+void dp_set_worker(struct datapath *dp, struct steer *s, uint16_t worker, dp_pass_fn pass, void *ctx);
 /* Process n Geneve payloads received from known VTEPs. Takes ownership. */
 void dp_input_tunnel(struct datapath *dp, struct pkt **pkts, uint32_t n);
 /* Process n received frames of local port `port`. Takes ownership. */

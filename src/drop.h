@@ -52,6 +52,7 @@
 	X(SN_DOWN, "service node is down")                                     \
 	X(COPY_END, "copy reached the end of its path")                        \
 	X(POOL_EMPTY, "buffer pool empty")                                     \
+	X(STEER_FULL, "hand-off to another worker: its ring is full")          \
 	X(TX_FULL, "transmit queue full")                                      \
 	X(QUEUE_FULL, "engine stage queue full")                               \
 	X(NO_UNDERLAY, "another host is out of reach (no underlay)")           \

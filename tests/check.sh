@@ -85,21 +85,30 @@ elif [ "$(id -u)" != 0 ]; then
 	section "e2e"
 	ko "e2e tests need root (network namespaces); run make check as root"
 else
-	# every script with AF_PACKET ports, then the traffic scripts again with
-	# AF_XDP ports (E2E_IO=afxdp, see lib.sh)
+	# every script with AF_PACKET ports and two workers per detourd, then
+	# the traffic scripts again with AF_XDP ports (E2E_IO=afxdp, see
+	# lib.sh) and with one worker
 	runs=()
 	for t in tests/e2e/*.sh; do
-		[ "$(basename "$t")" = lib.sh ] || runs+=("$t:")
+		[ "$(basename "$t")" = lib.sh ] || runs+=("$t::2")
 	done
 	for t in basic chain nat distributed; do
-		runs+=("tests/e2e/e2e_$t.sh:afxdp")
+		runs+=("tests/e2e/e2e_$t.sh:afxdp:2")
+	done
+	for t in basic chain nat; do
+		runs+=("tests/e2e/e2e_$t.sh::1")
+	done
+	# the lab on the ASan/UBSan build: threads, hand-offs, reloads
+	for t in workers reload distributed; do
+		runs+=("tests/e2e/e2e_$t.sh::2:asan")
 	done
 	for r in "${runs[@]}"; do
-		t=${r%%:*}
-		io=${r#*:}
-		name=$(basename "$t" .sh)${io:+ ($io)}
+		IFS=: read -r t io workers san <<<"$r"
+		name="$(basename "$t" .sh)${io:+ ($io)} ($workers worker$([ "$workers" = 1 ] || echo s))${san:+ ($san)}"
+		bindir=$PWD/build/bin
+		[ "$san" = asan ] && bindir=$PWD/build-asan/bin
 		section "e2e $name"
-		out=$(E2E_IO=$io timeout --kill-after=10 "${E2E_TIMEOUT:-600}" bash "$t" 2>&1)
+		out=$(E2E_IO=$io E2E_WORKERS=$workers DETOUR_BIN=$bindir timeout --kill-after=10 "${E2E_TIMEOUT:-600}" bash "$t" 2>&1)
 		rc=$?
 		printf '%s\n' "$out"
 		np=$(grep -c '^PASS: ' <<<"$out")

@@ -76,7 +76,8 @@ static void usage(FILE *f)
 	      "       detour-lab [--prefix P] exec NAME CMD [ARG...]\n"
 	      "       detour-lab [--prefix P] pid NAME\n"
 	      "Builds the topology FILE as network namespaces P-NAME (P defaults to \"dt\"),\n"
-	      "starts detourd per host and detour-sn per nsh node; state in /run/detour/lab-P/.\n",
+	      "starts detourd per host and detour-sn per nsh node; state in /run/detour/lab-P/.\n"
+	      "DETOUR_LAB_WORKERS=N in the environment starts each detourd with --workers N.\n",
 	      f);
 }
 
@@ -997,7 +998,13 @@ static int build_lab(const struct topology *t, const char *cfg)
 		}
 	}
 
-	/* 2. veth pairs, created straight into their namespaces */
+	/* 2. veth pairs, created straight into their namespaces; those of
+	 * guests and nodes with one queue per CPU, so that detourd's workers
+	 * can each take an AF_XDP queue */
+	char vq[64];
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	ncpu = ncpu < 1 ? 1 : ncpu > 16 ? 16 : ncpu;
+	xsnprintf(vq, sizeof(vq), " numtxqueues %ld numrxqueues %ld", ncpu, ncpu);
 	char ulns[PATH_MAX];
 	ns_name(ulns, sizeof(ulns), "ul");
 	sb_printf(&per[0], "link set lo up\nlink add br0 type bridge\nlink set br0 up\n");
@@ -1019,8 +1026,8 @@ static int build_lab(const struct topology *t, const char *cfg)
 		}
 		ns_name(ns, sizeof(ns), g->name);
 		ns_name(peerns, sizeof(peerns), t->hosts[g->host].name);
-		sb_printf(&root, "link add name eth0 netns %s type veth peer name %s netns %s\n", ns,
-			  g->port, peerns);
+		sb_printf(&root, "link add name eth0 netns %s%s type veth peer name %s netns %s%s\n", ns, vq,
+			  g->port, peerns, vq);
 		mac_format(&g->mac, mac);
 		struct sbuf *b = &per[gb + i];
 		sb_printf(b, "link set lo up\nlink set eth0 address %s\n", mac);
@@ -1048,10 +1055,10 @@ static int build_lab(const struct topology *t, const char *cfg)
 				err("l2 node %s needs two ports [in, out]", n->name);
 				goto out;
 			}
-			sb_printf(&root, "link add name in netns %s type veth peer name %s netns %s\n",
-				  ns, n->ports[0], peerns);
-			sb_printf(&root, "link add name out netns %s type veth peer name %s netns %s\n",
-				  ns, n->ports[1], peerns);
+			sb_printf(&root, "link add name in netns %s%s type veth peer name %s netns %s%s\n",
+				  ns, vq, n->ports[0], peerns, vq);
+			sb_printf(&root, "link add name out netns %s%s type veth peer name %s netns %s%s\n",
+				  ns, vq, n->ports[1], peerns, vq);
 			sb_printf(b, "link add br0 type bridge\n"
 				     "link set in master br0\nlink set out master br0\n"
 				     "link set in up\nlink set out up\nlink set br0 up\n");
@@ -1062,8 +1069,8 @@ static int build_lab(const struct topology *t, const char *cfg)
 				err("node %s needs a port", n->name);
 				goto out;
 			}
-			sb_printf(&root, "link add name eth0 netns %s type veth peer name %s netns %s\n",
-				  ns, n->ports[0], peerns);
+			sb_printf(&root, "link add name eth0 netns %s%s type veth peer name %s netns %s%s\n",
+				  ns, vq, n->ports[0], peerns, vq);
 			if (n->has_mac) {
 				mac_format(&n->mac, mac);
 				sb_printf(b, "link set eth0 address %s\n", mac);
@@ -1182,8 +1189,9 @@ static int build_lab(const struct topology *t, const char *cfg)
 		state_path(logp, sizeof(logp), file);
 		unlink(sock);
 		ns_name(ns, sizeof(ns), h->name);
+		const char *workers = getenv("DETOUR_LAB_WORKERS");
 		char *argv[] = {bin, "--config", (char *)cfg, "--host", (char *)h->name,
-				"--socket", sock, NULL};
+				"--socket", sock, workers ? "--workers" : NULL, (char *)workers, NULL};
 		pid_t pid = start_daemon(ns, h->name, argv, logp);
 		if (pid < 0 || wait_detourd(h->name, pid, sock, logp) < 0) {
 			err("starting detourd for host %s failed", h->name);

@@ -38,28 +38,141 @@ static json_t *mac_json(const struct mac *m)
 	return json_string(b);
 }
 
+/* Counters of every worker's datapath, summed on the workers' own threads. */
+struct totals {
+	const struct hostcfg *hc;
+	struct dp_port_stats *ports;    /* [n_ports] */
+	struct io_stats *io;            /* [n_ports] */
+	uint64_t *rule_hits;            /* [n_rules] */
+	struct dp_node_stats *nodes;    /* [n_nodes] */
+	struct dp_path_stats *paths;    /* [n_paths] */
+	uint64_t drops[DROP__MAX];
+	struct conntrack_stats ct;
+	uint64_t spx_entries, spx_evicted, spx_misses;
+	uint64_t pool_size, pool_free;
+	uint64_t copies, stateless_flows, flows_repinned, nat_aliases, passed_on, mtu_too_big, mtu_fragmented;
+	json_t *workers;                /* per worker: connections, frames handed to other workers */
+};
+
+static void add_worker(struct worker *w, void *arg)
+{
+	struct totals *t = arg;
+	const struct datapath *dp = w->dp;
+	const struct hostcfg *hc = t->hc;
+	if (dp->hc == hc) { /* always so on the control thread, which publishes */
+		for (uint16_t i = 0; i < hc->n_ports; i++) {
+			t->ports[i].rx_pkts += dp->port_stats[i].rx_pkts;
+			t->ports[i].rx_bytes += dp->port_stats[i].rx_bytes;
+			t->ports[i].tx_pkts += dp->port_stats[i].tx_pkts;
+			t->ports[i].tx_bytes += dp->port_stats[i].tx_bytes;
+			t->ports[i].drops += dp->port_stats[i].drops;
+			struct io_port *io = w->conf->io[(size_t)w->id * w->conf->n_ports + i];
+			if (io && w->conf->hc == hc) {
+				struct io_stats st;
+				io_get_stats(io, &st);
+				t->io[i].rx_drops += st.rx_drops;
+				t->io[i].gso_segmented += st.gso_segmented;
+			}
+		}
+		for (uint16_t r = 0; r < hc->topo->n_rules; r++)
+			t->rule_hits[r] += dp->rule_hits[r];
+		for (uint16_t n = 0; n < hc->topo->n_nodes; n++) {
+			t->nodes[n].to_node += dp->node_stats[n].to_node;
+			t->nodes[n].from_node += dp->node_stats[n].from_node;
+			t->nodes[n].drops += dp->node_stats[n].drops;
+		}
+		for (uint16_t p = 0; p < hc->ps->n_paths; p++) {
+			t->paths[p].fwd_pkts += dp->path_stats[p].fwd_pkts;
+			t->paths[p].rev_pkts += dp->path_stats[p].rev_pkts;
+		}
+	}
+	for (int r = 0; r < DROP__MAX; r++)
+		t->drops[r] += dp->drops[r];
+	struct conntrack_stats cs;
+	conntrack_get_stats(dp->ct, &cs);
+	t->ct.entries += cs.entries;
+	t->ct.capacity += cs.capacity;
+	t->ct.inserts += cs.inserts;
+	t->ct.insert_full += cs.insert_full;
+	t->ct.expired += cs.expired;
+	t->ct.lookups += cs.lookups;
+	uint64_t se, sev, smiss;
+	spx_table_stats(dp->spx, &se, &sev, &smiss);
+	t->spx_entries += se;
+	t->spx_evicted += sev;
+	t->spx_misses += smiss;
+	t->pool_size += pkt_pool_size(dp->pool);
+	t->pool_free += pkt_pool_avail(dp->pool);
+	t->copies += dp->copies;
+	t->stateless_flows += dp->stateless_flows;
+	t->flows_repinned += dp->flows_repinned;
+	t->nat_aliases += dp->nat_aliases;
+	t->passed_on += dp->passed_on;
+	t->mtu_too_big += dp->mtu_too_big;
+	t->mtu_fragmented += dp->mtu_fragmented;
+	json_array_append_new(t->workers, json_pack("{s:i, s:i, s:I, s:I}", "worker", (int)w->id, "cpu", w->cpu,
+						    "connections", (json_int_t)cs.entries, "handed_out",
+						    (json_int_t)w->handed_out));
+}
+
+static bool totals_get(struct daemon *d, struct totals *t)
+{
+	memset(t, 0, sizeof(*t));
+	const struct hostcfg *hc = d->hc;
+	t->hc = hc;
+	t->ports = calloc(hc->n_ports + 1u, sizeof(*t->ports));
+	t->io = calloc(hc->n_ports + 1u, sizeof(*t->io));
+	t->rule_hits = calloc(hc->topo->n_rules + 1u, sizeof(*t->rule_hits));
+	t->nodes = calloc(hc->topo->n_nodes + 1u, sizeof(*t->nodes));
+	t->paths = calloc(hc->ps->n_paths + 1u, sizeof(*t->paths));
+	t->workers = json_array();
+	if (!t->ports || !t->io || !t->rule_hits || !t->nodes || !t->paths || !t->workers)
+		return false;
+	daemon_on_workers(d, add_worker, t);
+	return true;
+}
+
+static void totals_free(struct totals *t)
+{
+	free(t->ports);
+	free(t->io);
+	free(t->rule_hits);
+	free(t->nodes);
+	free(t->paths);
+	json_decref(t->workers);
+}
+
+#define WITH_TOTALS(d, t, err, errlen)                                   \
+	struct totals t;                                                  \
+	if (!totals_get(d, &t)) {                                         \
+		totals_free(&t);                                          \
+		snprintf(err, errlen, "out of memory");                   \
+		return NULL;                                              \
+	}
+
 static json_t *show_ports(void *ctx, json_t *args, char *err, size_t errlen)
 {
-	(void)args, (void)err, (void)errlen;
+	(void)args;
 	struct daemon *d = ctx;
 	const struct hostcfg *hc = d->hc;
+	WITH_TOTALS(d, t, err, errlen);
 	json_t *a = json_array();
 	for (uint16_t i = 0; i < hc->n_ports; i++) {
 		const struct hc_port *p = &hc->ports[i];
-		const struct dp_port_stats *st = &d->dp->port_stats[i];
-		struct io_stats io = {0};
-		if (d->io[i])
-			io_get_stats(d->io[i], &io);
+		const struct dp_port_stats *st = &t.ports[i];
+		const struct io_stats io = t.io[i];
+		struct io_port *port = d->conf->io[i]; /* worker 0's */
 		const char *owner = p->kind == PORT_GUEST ? hc->topo->guests[p->ref].name : hc->topo->nodes[p->ref].name;
 		json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "port",
 						   p->ifname, "kind", kind_name(p->kind), "attached", owner, "state",
-						   d->io[i] ? "up" : "missing", "io", d->io[i] ? io_kind_name(d->io[i]) : "-",
+						   port ? "up" : "missing", "io", port ? io_kind_name(port) : "-",
 						   "rx_pkts", (json_int_t)st->rx_pkts,
 						   "rx_bytes", (json_int_t)st->rx_bytes, "tx_pkts", (json_int_t)st->tx_pkts,
 						   "tx_bytes", (json_int_t)st->tx_bytes, "drops", (json_int_t)st->drops,
 						   "kernel_drops", (json_int_t)io.rx_drops, "gso_split",
 						   (json_int_t)io.gso_segmented));
 	}
+	totals_free(&t);
 	return a;
 }
 
@@ -86,9 +199,10 @@ static void format_range(char *out, size_t n, const struct port_range *r)
 
 static json_t *show_rules(void *ctx, json_t *args, char *err, size_t errlen)
 {
-	(void)args, (void)err, (void)errlen;
+	(void)args;
 	struct daemon *d = ctx;
 	const struct topology *t = d->hc->topo;
+	WITH_TOTALS(d, tot, err, errlen);
 	static const char *const dirs[] = {"?", "ingress", "egress", "both"};
 	static const char *const actions[] = {"redirect", "copy", "skip"};
 	json_t *a = json_array();
@@ -110,8 +224,9 @@ static json_t *show_rules(void *ctx, json_t *args, char *err, size_t errlen)
 				     "direction", dirs[r->dir & 3], "priority", (int)r->priority, "match", match, "action",
 				     actions[r->action % 3], "chain",
 				     r->chain != TOPO_NO_INDEX ? t->chains[r->chain].name : "-", "hits",
-				     (json_int_t)d->dp->rule_hits[i]));
+				     (json_int_t)tot.rule_hits[i]));
 	}
+	totals_free(&tot);
 	return a;
 }
 
@@ -142,12 +257,12 @@ static json_t *show_chains(void *ctx, json_t *args, char *err, size_t errlen)
 		unsigned live = 0;
 		for (uint16_t i = 0; i < hc->ps->chain_n[c]; i++)
 			live += hostcfg_path_live(hc, (uint16_t)(hc->ps->chain_first[c] + i));
-		if (hc->blocked[c])
+		if (hostcfg_live(hc)->blocked[c])
 			snprintf(state, sizeof(state), "blocked");
-		else if (hc->bypass[c]) {
+		else if (hostcfg_live(hc)->bypass[c]) {
 			off = (size_t)snprintf(state, sizeof(state), "bypassing");
 			for (uint16_t i = 0; i < ch->n_services && off < sizeof(state); i++)
-				if (hc->bypass[c] & (1u << i))
+				if (hostcfg_live(hc)->bypass[c] & (1u << i))
 					off += (size_t)snprintf(state + off, sizeof(state) - off, " %s",
 								hc->topo->services[ch->services[i]].name);
 		} else
@@ -161,9 +276,10 @@ static json_t *show_chains(void *ctx, json_t *args, char *err, size_t errlen)
 
 static json_t *show_paths(void *ctx, json_t *args, char *err, size_t errlen)
 {
-	(void)args, (void)err, (void)errlen;
+	(void)args;
 	struct daemon *d = ctx;
 	const struct hostcfg *hc = d->hc;
+	WITH_TOTALS(d, t, err, errlen);
 	json_t *a = json_array();
 	for (uint16_t i = 0; i < hc->ps->n_paths; i++) {
 		const struct path *p = &hc->ps->paths[i];
@@ -172,9 +288,10 @@ static json_t *show_paths(void *ctx, json_t *args, char *err, size_t errlen)
 		json_array_append_new(a, json_pack("{s:i, s:i, s:s, s:s, s:s, s:I, s:I}", "spi_fwd", (int)p->spi_fwd,
 						   "spi_rev", (int)p->spi_rev, "chain", hc->topo->chains[p->chain].name,
 						   "hops", hops, "state", hostcfg_path_live(hc, i) ? "live" : "down",
-						   "fwd_pkts", (json_int_t)d->dp->path_stats[i].fwd_pkts, "rev_pkts",
-						   (json_int_t)d->dp->path_stats[i].rev_pkts));
+						   "fwd_pkts", (json_int_t)t.paths[i].fwd_pkts, "rev_pkts",
+						   (json_int_t)t.paths[i].rev_pkts));
 	}
+	totals_free(&t);
 	return a;
 }
 
@@ -213,95 +330,140 @@ static bool flow_row(struct conn *c, void *arg)
 	return true;
 }
 
+static void flows_of(struct worker *w, void *arg)
+{
+	conntrack_walk(w->dp->ct, flow_row, arg);
+}
+
 static json_t *show_flows(void *ctx, json_t *args, char *err, size_t errlen)
 {
 	(void)args, (void)err, (void)errlen;
 	struct daemon *d = ctx;
 	struct flows_ctx f = {d, json_array(), now_ns()};
-	conntrack_walk(d->dp->ct, flow_row, &f);
+	daemon_on_workers(d, flows_of, &f);
 	return f.a;
 }
 
 static json_t *show_nodes(void *ctx, json_t *args, char *err, size_t errlen)
 {
-	(void)args, (void)err, (void)errlen;
+	(void)args;
 	struct daemon *d = ctx;
 	const struct hostcfg *hc = d->hc;
+	WITH_TOTALS(d, t, err, errlen);
 	json_t *a = json_array();
 	for (uint16_t n = 0; n < hc->topo->n_nodes; n++) {
 		const struct topo_node *nd = &hc->topo->nodes[n];
 		const struct topo_service *s = &hc->topo->services[nd->service];
-		const struct dp_node_stats *st = &d->dp->node_stats[n];
+		const struct dp_node_stats *st = &t.nodes[n];
 		json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:s, s:b, s:s, s:o, s:I, s:I, s:I}", "node",
 						   nd->name, "service", s->name, "mode", svc_mode_name(s->mode), "host",
 						   hc->topo->hosts[nd->host].name, "local", nd->host == hc->self,
-						   "state", hc->node_up[n] ? "up" : "down", "spmac",
+						   "state", hostcfg_live(hc)->node_up[n] ? "up" : "down", "spmac",
 						   mac_json(&hc->ps->node_spmac[n]), "to_node", (json_int_t)st->to_node,
 						   "from_node", (json_int_t)st->from_node, "drops", (json_int_t)st->drops));
 	}
+	totals_free(&t);
 	return a;
 }
 
 static json_t *show_stats(void *ctx, json_t *args, char *err, size_t errlen)
 {
-	(void)args, (void)err, (void)errlen;
+	(void)args;
 	struct daemon *d = ctx;
-	const struct datapath *dp = d->dp;
+	WITH_TOTALS(d, t, err, errlen);
 	json_t *drops = json_object();
 	for (int r = 1; r < DROP__MAX; r++)
-		if (dp->drops[r])
-			json_object_set_new(drops, drop_reason_text((enum drop_reason)r), json_integer((json_int_t)dp->drops[r]));
-	struct conntrack_stats cs;
-	conntrack_get_stats(dp->ct, &cs);
-	uint64_t se, sev, smiss;
-	spx_table_stats(dp->spx, &se, &sev, &smiss);
-	return json_pack("{s:s, s:f, s:I, s:I, s:o, s:{s:i, s:i}, s:{s:i, s:i, s:I, s:I, s:I, s:I, s:i}, "
-			 "s:{s:I, s:I, s:I}, s:I, s:I, s:I, s:I, s:I, s:I}",
-			 "host", d->host, "uptime_s", (double)(now_ns() - d->started_ns) / 1e9, "reloads",
-			 (json_int_t)d->reloads, "reload_failures", (json_int_t)d->reload_failures, "drops", drops,
-			 "pool", "size", (int)pkt_pool_size(dp->pool), "free", (int)pkt_pool_avail(dp->pool),
-			 "connections", "entries", (int)cs.entries, "capacity", (int)cs.capacity, "inserts",
-			 (json_int_t)cs.inserts, "full", (json_int_t)cs.insert_full, "expired", (json_int_t)cs.expired,
-			 "lookups", (json_int_t)cs.lookups, "bytes_per_entry", (int)conntrack_entry_bytes(),
-			 "proxy_flow_state", "entries", (json_int_t)se, "evicted", (json_int_t)sev, "misses",
-			 (json_int_t)smiss, "copies", (json_int_t)dp->copies, "stateless_flows",
-			 (json_int_t)dp->stateless_flows, "flows_repinned", (json_int_t)dp->flows_repinned, "nat_aliases", (json_int_t)dp->nat_aliases,
-			 "mtu_icmp_sent", (json_int_t)dp->mtu_too_big, "mtu_fragmented", (json_int_t)dp->mtu_fragmented);
+		if (t.drops[r])
+			json_object_set_new(drops, drop_reason_text((enum drop_reason)r), json_integer((json_int_t)t.drops[r]));
+	json_t *o = json_pack("{s:s, s:f, s:I, s:I, s:i, s:O, s:o, s:{s:I, s:I}, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:i}, "
+			      "s:{s:I, s:I, s:I}, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+			      "host", d->host, "uptime_s", (double)(now_ns() - d->started_ns) / 1e9, "reloads",
+			      (json_int_t)d->reloads, "reload_failures", (json_int_t)d->reload_failures, "workers",
+			      (int)d->n_workers, "per_worker", t.workers, "drops", drops, "pool", "size", (json_int_t)t.pool_size, "free",
+			      (json_int_t)t.pool_free, "connections", "entries", (json_int_t)t.ct.entries, "capacity",
+			      (json_int_t)t.ct.capacity, "inserts", (json_int_t)t.ct.inserts, "full",
+			      (json_int_t)t.ct.insert_full, "expired", (json_int_t)t.ct.expired, "lookups",
+			      (json_int_t)t.ct.lookups, "bytes_per_entry", (int)conntrack_entry_bytes(),
+			      "proxy_flow_state", "entries", (json_int_t)t.spx_entries, "evicted",
+			      (json_int_t)t.spx_evicted, "misses", (json_int_t)t.spx_misses, "copies",
+			      (json_int_t)t.copies, "stateless_flows", (json_int_t)t.stateless_flows, "flows_repinned",
+			      (json_int_t)t.flows_repinned, "nat_aliases", (json_int_t)t.nat_aliases,
+			      "passed_between_workers", (json_int_t)t.passed_on, "mtu_icmp_sent",
+			      (json_int_t)t.mtu_too_big, "mtu_fragmented", (json_int_t)t.mtu_fragmented);
+	totals_free(&t);
+	return o;
+}
+
+struct tunnels_ctx {
+	uint32_t n;                      /* peers */
+	struct underlay_peer_stats *ps;  /* [n] summed over the workers */
+	struct underlay_stats us;        /* unknown senders summed, the last one seen */
+	bool any;
+};
+
+static void tunnels_of(struct worker *w, void *arg)
+{
+	struct tunnels_ctx *t = arg;
+	struct underlay *ul = w->conf->ul[w->id];
+	if (!ul)
+		return;
+	t->any = true;
+	for (uint32_t i = 0; i < t->n && i < underlay_n_peers(ul); i++) {
+		struct underlay_peer_stats ps;
+		if (!underlay_peer_stats(ul, i, &ps))
+			continue;
+		t->ps[i].vtep = ps.vtep;
+		t->ps[i].rx_pkts += ps.rx_pkts;
+		t->ps[i].rx_bytes += ps.rx_bytes;
+		t->ps[i].rx_drops += ps.rx_drops;
+		t->ps[i].tx_pkts += ps.tx_pkts;
+		t->ps[i].tx_bytes += ps.tx_bytes;
+		t->ps[i].tx_drops += ps.tx_drops;
+	}
+	struct underlay_stats us;
+	underlay_get_stats(ul, &us);
+	if (us.rx_unknown_vtep) {
+		t->us.rx_unknown_vtep += us.rx_unknown_vtep;
+		t->us.last_unknown = us.last_unknown;
+	}
 }
 
 static json_t *show_tunnels(void *ctx, json_t *args, char *err, size_t errlen)
 {
-	(void)args, (void)err, (void)errlen;
+	(void)args;
 	struct daemon *d = ctx;
 	const struct topology *t = d->hc->topo;
 	json_t *a = json_array();
-	if (!d->ul)
-		return a;
-	for (uint32_t i = 0; i < underlay_n_peers(d->ul); i++) {
-		struct underlay_peer_stats ps;
-		if (!underlay_peer_stats(d->ul, i, &ps))
-			continue;
+	struct tunnels_ctx tc = {.n = d->hc->n_peers};
+	tc.ps = calloc(tc.n + 1u, sizeof(*tc.ps));
+	if (!tc.ps) {
+		json_decref(a);
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	daemon_on_workers(d, tunnels_of, &tc);
+	for (uint32_t i = 0; tc.any && i < tc.n; i++) {
+		const struct underlay_peer_stats *ps = &tc.ps[i];
 		char vtep[IPADDR_STRLEN];
-		ipaddr_format(&ps.vtep, vtep);
+		ipaddr_format(&ps->vtep, vtep);
 		const char *host = "?";
 		for (uint16_t h = 0; h < t->n_hosts; h++)
-			if (ipaddr_eq(&t->hosts[h].vtep, &ps.vtep))
+			if (ipaddr_eq(&t->hosts[h].vtep, &ps->vtep))
 				host = t->hosts[h].name;
 		json_array_append_new(a, json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "host", host, "vtep", vtep,
-						   "rx_pkts", (json_int_t)ps.rx_pkts, "rx_bytes", (json_int_t)ps.rx_bytes,
-						   "rx_drops", (json_int_t)ps.rx_drops, "tx_pkts", (json_int_t)ps.tx_pkts,
-						   "tx_bytes", (json_int_t)ps.tx_bytes, "tx_drops", (json_int_t)ps.tx_drops));
+						   "rx_pkts", (json_int_t)ps->rx_pkts, "rx_bytes", (json_int_t)ps->rx_bytes,
+						   "rx_drops", (json_int_t)ps->rx_drops, "tx_pkts", (json_int_t)ps->tx_pkts,
+						   "tx_bytes", (json_int_t)ps->tx_bytes, "tx_drops", (json_int_t)ps->tx_drops));
 	}
-	struct underlay_stats us;
-	underlay_get_stats(d->ul, &us);
-	if (us.rx_unknown_vtep) {
+	if (tc.us.rx_unknown_vtep) {
 		char last[IPADDR_STRLEN];
-		ipaddr_format(&us.last_unknown, last);
+		ipaddr_format(&tc.us.last_unknown, last);
 		json_array_append_new(a, json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "host", "(unknown)", "vtep",
 						   last, "rx_pkts", (json_int_t)0, "rx_bytes", (json_int_t)0,
-						   "rx_drops", (json_int_t)us.rx_unknown_vtep, "tx_pkts", (json_int_t)0,
+						   "rx_drops", (json_int_t)tc.us.rx_unknown_vtep, "tx_pkts", (json_int_t)0,
 						   "tx_bytes", (json_int_t)0, "tx_drops", (json_int_t)0));
 	}
+	free(tc.ps);
 	return a;
 }
 
@@ -311,6 +473,23 @@ static uint16_t guest_by_ip(const struct topology *t, const struct ipaddr *a)
 		if (t->guests[g].has_ip && ipaddr_eq(&t->guests[g].ip, a))
 			return g;
 	return TOPO_NO_INDEX;
+}
+
+struct conn_lookup {
+	struct flow_key k;
+	bool found;
+	struct conn c; /* a copy: the worker may change or drop it */
+	int dir;
+};
+
+static void lookup_conn(struct worker *w, void *arg)
+{
+	struct conn_lookup *l = arg;
+	const struct conn *c = conntrack_lookup(w->dp->ct, &l->k, &l->dir);
+	if (c) {
+		l->found = true;
+		l->c = *c;
+	}
 }
 
 /* Describe what one classification point does with key k; returns true if
@@ -331,8 +510,12 @@ static bool trace_point(struct daemon *d, json_t *lines, json_t *points, uint16_
 							  t->hosts[t->guests[guest].host].name));
 		return true;
 	}
-	int dir = 0;
-	struct conn *c = conntrack_lookup(d->dp->ct, &k, &dir);
+	/* the connection, if any, lives on the worker that owns the flow */
+	struct conn_lookup cl = {.k = k};
+	uint16_t owner = d->steer ? steer_owner(d->steer, steer_key_hash(&k)) : 0;
+	daemon_on_worker(d, owner == STEER_ANY ? 0 : owner, lookup_conn, &cl);
+	const struct conn *c = cl.found ? &cl.c : NULL;
+	int dir = cl.dir;
 	uint16_t path_idx = PATH_NONE, rule = CLS_NO_RULE;
 	bool reverse = false;
 	if (c) {
@@ -397,7 +580,7 @@ static bool trace_point(struct daemon *d, json_t *lines, json_t *points, uint16_
 						      t->hosts[nd->host].name));
 		json_array_append_new(lines, json_sprintf("  SI %u: %s (%s, mode %s) on host %s%s", si, nd->name,
 							  s->name, svc_mode_name(s->mode), t->hosts[nd->host].name,
-							  hc->node_up[node] ? "" : " [DOWN]"));
+							  hostcfg_live(hc)->node_up[node] ? "" : " [DOWN]"));
 	}
 	json_object_set_new(pt, "hops", hops);
 	json_array_append_new(lines, json_sprintf("  end of path: back to the port proxy of %s, then %s",
@@ -469,7 +652,7 @@ static json_t *do_node(void *ctx, json_t *args, char *err, size_t errlen)
 		return NULL;
 	}
 	bool up = !strcmp(op, "up");
-	hostcfg_set_node(d->hc, n, up);
+	daemon_set_node(d, n, up);
 	log_info("node %s set %s by operator", name, op);
 	return json_pack("{s:s, s:s}", "node", name, "state", up ? "up" : "down");
 }

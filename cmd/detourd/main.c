@@ -1,10 +1,12 @@
 /* detourd - the per-host agent and data plane (SPEC section 2), standalone
  * mode: runs host NAME's data plane from a topology file.
  *
- *   detourd --config FILE --host NAME [--socket PATH] [--log-level L] [--syslog]
+ *   detourd --config FILE --host NAME [--socket PATH] [--workers N] [--log-level L] [--syslog]
  *
- * One worker: a poll loop over the ports, the control socket and signals
- * (SIGHUP reloads, SIGTERM/SIGINT stop). */
+ * The main thread is the control thread: a poll loop over the control
+ * socket and signals (SIGHUP reloads, SIGTERM/SIGINT stop), and the life
+ * cycle of ports and underlay sockets; N worker threads (default: one per
+ * CPU the process may run on) forward (worker.c). See daemon.h. */
 #include <errno.h>
 #include <getopt.h>
 #include <poll.h>
@@ -13,12 +15,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <sched.h>
+#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
+#include <urcu/urcu-qsbr.h>
 
 #include "daemon.h"
 #include "log.h"
 #include "nsh.h"
+#include "worker.h"
 
 #define POOL_SIZE 16384
 #define NSH_OVERHEAD_MAX 100 /* Ethernet + NSH base + the chain TLV, with room to spare */
@@ -31,109 +37,231 @@ uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static void tx_cb(void *ctx, uint16_t port, struct pkt **pkts, uint32_t n)
-{
-	struct daemon *d = ctx;
-	if (d->io[port])
-		io_tx_burst(d->io[port], pkts, n);
-}
-
 /* The frames a port carries: guest MTU, plus the NSH encapsulation on the
  * link to an nsh node. */
-static uint16_t port_mtu(const struct hostcfg *hc, const struct hc_port *hp, uint16_t mtu)
+static uint16_t port_mtu(const struct hostcfg *hc, const struct hc_port *hp)
 {
+	uint16_t mtu = hc->topo->hosts[hc->self].mtu ? hc->topo->hosts[hc->self].mtu : 1500;
 	if (hp->kind == PORT_SN && hc->topo->services[hc->topo->nodes[hp->ref].service].mode == SVC_MODE_NSH)
 		return (uint16_t)MIN(mtu + NSH_OVERHEAD_MAX, IO_MTU_MAX);
 	return mtu;
 }
 
-static void tunnel_cb(void *ctx, struct pkt **pkts, const struct ipaddr *dst, uint32_t n)
+static void close_all(struct io_port **io, uint16_t n)
 {
-	struct daemon *d = ctx;
-	if (d->ul)
-		underlay_tx_burst(d->ul, pkts, dst, NULL, n, NULL); /* failures counted per peer */
-	else
-		d->dp->drops[DROP_NO_UNDERLAY] += n;
+	for (uint16_t w = 0; w < n; w++) {
+		io_close(io[w]);
+		io[w] = NULL;
+	}
 }
 
-/* The underlay socket on this host's VTEP, with the other hosts as the only
- * accepted senders. */
-static void open_underlay(struct daemon *d, bool quiet)
-{
-	char err[256], vtep[IPADDR_STRLEN];
-	ipaddr_format(&d->hc->vtep, vtep);
-	if (d->ul && !ipaddr_eq(underlay_vtep(d->ul), &d->hc->vtep)) {
-		underlay_close(d->ul);
-		d->ul = NULL;
-	}
-	if (!d->ul) {
-		d->ul = underlay_open(&d->hc->vtep, GENEVE_PORT, err, sizeof(err));
-		if (!d->ul) {
-			if (!quiet)
-				log_warn("underlay %s: %s (retrying every second)", vtep, err);
-			return;
-		}
-		log_info("underlay on %s port %u", vtep, GENEVE_PORT);
-	}
-	if (!underlay_set_peers(d->ul, d->hc->peers, d->hc->n_peers, err, sizeof(err)))
-		log_err("underlay peers: %s", err);
-}
-
-/* Open a port as the topology asks (`io:`); AF_XDP that cannot be had
- * falls back to AF_PACKET with a log line. */
-static struct io_port *open_port(const struct hc_port *hp, uint16_t mtu, bool quiet)
+/* Open port hp for every worker (io[w]) as the topology asks (`io:`):
+ * AF_XDP with RX queues spread over the workers, else AF_PACKET sockets
+ * in one PACKET_FANOUT group. AF_XDP that cannot be had falls back to
+ * AF_PACKET with a log line. */
+static bool open_port(const struct daemon *d, const struct hostcfg *hc, const struct hc_port *hp, bool quiet,
+		      struct io_port **io)
 {
 	char err[256];
 	struct io_opts o;
 	io_opts_init(&o);
-	o.mtu = mtu;
+	o.mtu = port_mtu(hc, hp);
+	uint16_t n = d->n_workers;
 	if (hp->io == PORT_IO_AFXDP || hp->io == PORT_IO_AUTO) {
 		/* auto: native mode only (generic mode cannot take GSO frames from a TSO peer) */
 		o.xdp_mode = hp->io == PORT_IO_AUTO ? IO_XDP_MODE_NATIVE : IO_XDP_MODE_AUTO;
-		struct io_port *io = io_open_afxdp(hp->ifname, &o, err, sizeof(err));
-		if (io) {
-			log_info("port %s open (AF_XDP)", hp->ifname);
-			return io;
+		o.xdp_workers = n > 1 ? n : 0;
+		uint16_t w;
+		for (w = 0; w < n; w++) {
+			o.xdp_worker = w;
+			if (!(io[w] = io_open_afxdp(hp->ifname, &o, err, sizeof(err))))
+				break;
 		}
+		if (w == n) {
+			log_info("port %s open (AF_XDP, %u worker%s)", hp->ifname, n, n > 1 ? "s" : "");
+			return true;
+		}
+		close_all(io, n);
 		if (!quiet)
 			log_warn("port %s: AF_XDP not available (%s); using AF_PACKET", hp->ifname, err);
 	}
-	struct io_port *io = io_open_afpacket(hp->ifname, &o, err, sizeof(err));
-	if (!io) {
-		if (!quiet)
-			log_warn("port %s: %s (retrying every second)", hp->ifname, err);
-	} else
-		log_info("port %s open (AF_PACKET)", hp->ifname);
-	return io;
+	o.fanout = n > 1;
+	for (uint16_t w = 0; w < n; w++) {
+		if (!(io[w] = io_open_afpacket(hp->ifname, &o, err, sizeof(err)))) {
+			close_all(io, n);
+			if (!quiet)
+				log_warn("port %s: %s (retrying every second)", hp->ifname, err);
+			return false;
+		}
+		if (w == 0 && o.fanout)
+			o.fanout_id = io_fanout_id(io[0]);
+	}
+	log_info("port %s open (AF_PACKET%s)", hp->ifname, n > 1 ? ", fanout over the workers" : "");
+	return true;
 }
 
-static uint16_t host_mtu(const struct hostcfg *hc)
+static struct dconf *conf_new(const struct daemon *d, struct hostcfg *hc)
 {
-	return hc->topo->hosts[hc->self].mtu ? hc->topo->hosts[hc->self].mtu : 1500;
-}
-
-/* Open every port of hc, reusing the already open ones of the same name. */
-static struct io_port **open_ports(const struct hostcfg *hc, struct io_port **old, const struct hostcfg *oldhc)
-{
-	struct io_port **io = calloc(hc->n_ports + 1u, sizeof(*io));
-	if (!io)
+	struct dconf *c = calloc(1, sizeof(*c));
+	if (!c)
 		return NULL;
-	for (uint16_t i = 0; i < hc->n_ports; i++) {
-		uint16_t o = oldhc ? hostcfg_port_by_ifname(oldhc, hc->ports[i].ifname) : PORT_NONE;
-		if (o != PORT_NONE && old[o]) {
-			io[i] = old[o];
-			old[o] = NULL;
-		} else {
-			io[i] = open_port(&hc->ports[i], port_mtu(hc, &hc->ports[i], host_mtu(hc)), false);
+	c->hc = hc;
+	c->n_ports = hc->n_ports;
+	c->io = calloc((size_t)d->n_workers * hc->n_ports + 1u, sizeof(*c->io));
+	c->ul = calloc(d->n_workers, sizeof(*c->ul));
+	if (!c->io || !c->ul) {
+		free(c->io);
+		free(c->ul);
+		free(c);
+		return NULL;
+	}
+	return c;
+}
+
+/* A copy of d's current dconf (same configuration, ports and underlays). */
+static struct dconf *conf_copy(const struct daemon *d)
+{
+	const struct dconf *o = d->conf;
+	struct dconf *c = conf_new(d, o->hc);
+	if (!c)
+		return NULL;
+	memcpy(c->io, o->io, (size_t)d->n_workers * o->n_ports * sizeof(*c->io));
+	memcpy(c->ul, o->ul, d->n_workers * sizeof(*c->ul));
+	return c;
+}
+
+static bool conf_has_io(const struct dconf *c, size_t n, const struct io_port *io)
+{
+	for (size_t i = 0; c && i < n; i++)
+		if (c->io[i] == io)
+			return true;
+	return false;
+}
+
+/* Free what old holds and next does not. */
+static void conf_free(const struct daemon *d, struct dconf *old, const struct dconf *next)
+{
+	if (!old)
+		return;
+	for (uint16_t i = 0; i < old->n_ports; i++)
+		for (uint16_t w = 0; w < d->n_workers; w++) {
+			struct io_port *io = old->io[(size_t)w * old->n_ports + i];
+			if (io && !conf_has_io(next, next ? (size_t)d->n_workers * next->n_ports : 0, io)) {
+				if (w == 0)
+					log_info("port %s closed", old->hc->ports[i].ifname);
+				io_close(io);
+			}
+		}
+	for (uint16_t w = 0; w < d->n_workers; w++)
+		if (old->ul[w] && (!next || next->ul[w] != old->ul[w]))
+			underlay_close(old->ul[w]);
+	if (!next || next->hc != old->hc)
+		hostcfg_free(old->hc);
+	free(old->io);
+	free(old->ul);
+	free(old);
+}
+
+/* Make c what the workers run with. A worker may read the old dconf until
+ * it has passed two quiescent states (it switches at the top of its loop,
+ * reading the old one while it moves its flows over), hence two grace
+ * periods before the old one goes. */
+static void publish(struct daemon *d, struct dconf *c)
+{
+	struct dconf *old = d->conf;
+	rcu_assign_pointer(d->conf, c);
+	d->hc = c->hc;
+	for (uint16_t w = 0; w < d->n_workers; w++)
+		worker_wake(&d->w[w]);
+	urcu_qsbr_synchronize_rcu();
+	urcu_qsbr_synchronize_rcu();
+	conf_free(d, old, c);
+}
+
+/* Every port of c opened: those of the same name reused from d->conf. */
+static void open_ports(struct daemon *d, struct dconf *c, bool quiet)
+{
+	const struct dconf *o = d->conf;
+	uint16_t nw = d->n_workers;
+	struct io_port *tmp[STEER_MAX_WORKERS];
+	for (uint16_t i = 0; i < c->n_ports; i++) {
+		uint16_t j = o ? hostcfg_port_by_ifname(o->hc, c->hc->ports[i].ifname) : PORT_NONE;
+		if (j != PORT_NONE && o->io[j]) {
+			for (uint16_t w = 0; w < nw; w++)
+				c->io[(size_t)w * c->n_ports + i] = o->io[(size_t)w * o->n_ports + j];
+			continue;
+		}
+		if (open_port(d, c->hc, &c->hc->ports[i], quiet, tmp))
+			for (uint16_t w = 0; w < nw; w++)
+				c->io[(size_t)w * c->n_ports + i] = tmp[w];
+	}
+}
+
+/* The underlay sockets on this host's VTEP, one per worker (a SO_REUSEPORT
+ * group); reused while the VTEP stays the same. */
+static void open_underlay(struct daemon *d, struct dconf *c, bool quiet)
+{
+	const struct dconf *o = d->conf;
+	char err[256], vtep[IPADDR_STRLEN];
+	ipaddr_format(&c->hc->vtep, vtep);
+	for (uint16_t w = 0; w < d->n_workers; w++) {
+		if (o && o->ul[w] && ipaddr_eq(underlay_vtep(o->ul[w]), &c->hc->vtep)) {
+			c->ul[w] = o->ul[w];
+			continue;
+		}
+		c->ul[w] = underlay_open_shared(&c->hc->vtep, GENEVE_PORT, d->n_workers > 1, err, sizeof(err));
+		if (!c->ul[w]) {
+			for (uint16_t k = 0; k < w; k++)
+				if (!o || c->ul[k] != o->ul[k])
+					underlay_close(c->ul[k]);
+			memset(c->ul, 0, d->n_workers * sizeof(*c->ul));
+			if (!quiet)
+				log_warn("underlay %s: %s (retrying every second)", vtep, err);
+			return;
 		}
 	}
-	if (oldhc)
-		for (uint16_t i = 0; i < oldhc->n_ports; i++)
-			if (old[i]) {
-				log_info("port %s closed", oldhc->ports[i].ifname);
-				io_close(old[i]);
+	if (!o || !o->ul[0] || o->ul[0] != c->ul[0])
+		log_info("underlay on %s port %u", vtep, GENEVE_PORT);
+}
+
+/* Once a second, or when a worker saw an error on a port: close ports
+ * whose interface went away, open the missing ones and the underlay. */
+static void check_ports(struct daemon *d, bool retry)
+{
+	const struct dconf *o = d->conf;
+	uint16_t nw = d->n_workers;
+	bool change = false;
+	struct dconf *c = conf_copy(d);
+	if (!c)
+		return;
+	for (uint16_t i = 0; i < c->n_ports; i++) {
+		if (c->io[i]) { /* worker 0's: all workers have it or none */
+			bool alive = true;
+			for (uint16_t w = 0; w < nw; w++)
+				alive &= io_check_alive(c->io[(size_t)w * c->n_ports + i]);
+			if (!alive) {
+				log_warn("port %s: interface gone; closed, retrying every second", c->hc->ports[i].ifname);
+				for (uint16_t w = 0; w < nw; w++)
+					c->io[(size_t)w * c->n_ports + i] = NULL;
+				change = true;
 			}
-	return io;
+		} else if (retry) {
+			struct io_port *tmp[STEER_MAX_WORKERS];
+			if (open_port(d, c->hc, &c->hc->ports[i], true, tmp)) {
+				for (uint16_t w = 0; w < nw; w++)
+					c->io[(size_t)w * c->n_ports + i] = tmp[w];
+				change = true;
+			}
+		}
+	}
+	if (retry && !o->ul[0]) {
+		open_underlay(d, c, true);
+		change |= c->ul[0] != NULL;
+	}
+	if (change)
+		publish(d, c);
+	else
+		conf_free(d, c, o);
 }
 
 static struct hostcfg *load(const char *path, const char *host, json_t *errors)
@@ -165,29 +293,72 @@ bool daemon_reload(struct daemon *d, json_t *errors)
 		return false;
 	}
 	hostcfg_inherit_liveness(hc, d->hc);
-	dp_flush(d->dp);
-	struct io_port **io = open_ports(hc, d->io, d->hc);
-	if (!io || !dp_set_config(d->dp, hc)) {
+	struct dconf *c = conf_new(d, hc);
+	if (!c) {
 		json_array_append_new(errors, json_string("out of memory"));
-		free(io);
 		hostcfg_free(hc);
 		d->reload_failures++;
 		return false;
 	}
-	free(d->io);
-	d->io = io;
-	hostcfg_free(d->hc);
-	d->hc = hc;
+	open_ports(d, c, false);
+	open_underlay(d, c, false);
+	publish(d, c);
 	d->reloads++;
-	open_underlay(d, false);
 	log_info("reloaded %s: %u ports, %u paths", d->config_path, hc->n_ports, hc->ps->n_paths);
 	return true;
 }
 
+void daemon_set_node(struct daemon *d, uint16_t node, bool up)
+{
+	struct hc_live *old = hostcfg_set_node_rcu(d->hc, node, up);
+	if (old) {
+		/* workers read the liveness afresh for every packet */
+		urcu_qsbr_synchronize_rcu();
+		hostcfg_live_free(d->hc, old);
+	}
+}
+
+void daemon_on_worker(struct daemon *d, uint16_t id, void (*fn)(struct worker *w, void *arg), void *arg)
+{
+	if (id < d->n_workers)
+		worker_call(&d->w[id], fn, arg);
+}
+
+void daemon_on_workers(struct daemon *d, void (*fn)(struct worker *w, void *arg), void *arg)
+{
+	for (uint16_t i = 0; i < d->n_workers; i++)
+		worker_call(&d->w[i], fn, arg);
+}
+
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: detourd --config FILE --host NAME [--socket PATH] [--log-level error|warning|info|debug] "
-		   "[--syslog]\n");
+	fprintf(f, "usage: detourd --config FILE --host NAME [--socket PATH] [--workers N] "
+		   "[--log-level error|warning|info|debug] [--syslog]\n");
+}
+
+/* One worker per CPU the process may run on. */
+static uint16_t default_workers(void)
+{
+	cpu_set_t set;
+	if (sched_getaffinity(0, sizeof(set), &set) < 0)
+		return 1;
+	int n = CPU_COUNT(&set);
+	return (uint16_t)(n < 1 ? 1 : n > STEER_MAX_WORKERS ? STEER_MAX_WORKERS : n);
+}
+
+/* Worker i on the i-th CPU of the affinity set, when there are enough. */
+static void pin_workers(struct daemon *d)
+{
+	cpu_set_t set;
+	if (sched_getaffinity(0, sizeof(set), &set) < 0 || CPU_COUNT(&set) < d->n_workers)
+		return;
+	uint16_t w = 0;
+	for (int cpu = 0; cpu < CPU_SETSIZE && w < d->n_workers; cpu++) {
+		if (!CPU_ISSET(cpu, &set))
+			continue;
+		d->w[w].cpu = cpu;
+		w++;
+	}
 }
 
 static void log_errors(json_t *errors)
@@ -204,15 +375,27 @@ int main(int argc, char **argv)
 		{"config", required_argument, NULL, 'c'}, {"host", required_argument, NULL, 'H'},
 		{"socket", required_argument, NULL, 's'}, {"log-level", required_argument, NULL, 'l'},
 		{"syslog", no_argument, NULL, 'S'},       {"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+		{"workers", required_argument, NULL, 'w'}, {NULL, 0, NULL, 0},
 	};
 	struct daemon d = {0};
 	const char *sock = NULL;
 	enum log_level lvl = LOG_LVL_INFO;
 	bool use_syslog = false;
+	uint16_t n_workers = 0;
 	int c;
-	while ((c = getopt_long(argc, argv, "c:H:s:l:Sh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:H:s:l:Shw:", opts, NULL)) != -1) {
 		switch (c) {
+		case 'w': {
+			char *end;
+			long v = strtol(optarg, &end, 10);
+			if (*optarg == '\0' || *end || v < 1 || v > STEER_MAX_WORKERS) {
+				fprintf(stderr, "detourd: --workers must be 1..%d\n", STEER_MAX_WORKERS);
+				usage(stderr);
+				return 2;
+			}
+			n_workers = (uint16_t)v;
+			break;
+		}
 		case 'c': d.config_path = optarg; break;
 		case 'H': d.host = optarg; break;
 		case 's': sock = optarg; break;
@@ -239,23 +422,37 @@ int main(int argc, char **argv)
 		sock = sockbuf;
 	}
 	json_t *errors = json_array();
-	d.hc = load(d.config_path, d.host, errors);
-	if (!d.hc) {
+	struct hostcfg *hc = load(d.config_path, d.host, errors);
+	if (!hc) {
 		log_errors(errors);
 		log_err("not starting: %s is invalid", d.config_path);
 		return 1;
 	}
 	json_decref(errors);
 	d.started_ns = now_ns();
-	d.dp = dp_create(d.hc, POOL_SIZE, CT_CAPACITY, tx_cb, &d);
-	if (!d.dp) {
-		log_err("cannot allocate the datapath");
+	if (n_workers == 0)
+		n_workers = default_workers();
+	d.n_workers = n_workers;
+	if (n_workers > 1 && !(d.steer = steer_create(n_workers, 1u << 16))) {
+		log_err("cannot allocate the worker hand-off");
 		return 1;
 	}
-	d.dp->now_ns = d.started_ns;
-	d.io = open_ports(d.hc, NULL, NULL);
-	dp_set_tunnel(d.dp, tunnel_cb, &d);
-	open_underlay(&d, false);
+	d.main_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	d.w = calloc(n_workers, sizeof(*d.w));
+	struct dconf *conf = conf_new(&d, hc);
+	if (!d.w || !conf || d.main_efd < 0) {
+		log_err("out of memory");
+		return 1;
+	}
+	open_ports(&d, conf, false);
+	open_underlay(&d, conf, false);
+	d.conf = conf;
+	d.hc = hc;
+	for (uint16_t i = 0; i < n_workers; i++)
+		if (!worker_init(&d.w[i], &d, i, conf, POOL_SIZE, CT_CAPACITY)) {
+			log_err("cannot allocate worker %u", i);
+			return 1;
+		}
 	char err[256];
 	d.ctl = control_open(sock, err, sizeof(err));
 	if (!d.ctl) {
@@ -269,71 +466,30 @@ int main(int argc, char **argv)
 	sigaddset(&sigs, SIGHUP);
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGINT);
-	sigprocmask(SIG_BLOCK, &sigs, NULL);
+	sigprocmask(SIG_BLOCK, &sigs, NULL); /* inherited by the workers */
 	signal(SIGPIPE, SIG_IGN);
 	int sfd = signalfd(-1, &sigs, SFD_NONBLOCK | SFD_CLOEXEC);
-	log_info("host %s running: %u ports, %u paths, socket %s", d.host, d.hc->n_ports, d.hc->ps->n_paths, sock);
+	pin_workers(&d);
+	for (uint16_t i = 0; i < n_workers; i++)
+		if (!worker_start(&d.w[i])) {
+			log_err("cannot start worker %u", i);
+			return 1;
+		}
+	log_info("host %s running: %u ports, %u paths, %u worker%s, socket %s", d.host, hc->n_ports,
+		 hc->ps->n_paths, n_workers, n_workers > 1 ? "s" : "", sock);
 
-	struct pollfd *pfd = NULL;
-	size_t pfd_cap = 0;
 	uint64_t last_retry = now_ns();
 	bool running = true;
 	while (running) {
-		size_t n = d.hc->n_ports + 3u;
-		if (n > pfd_cap) {
-			free(pfd);
-			pfd = calloc(n, sizeof(*pfd));
-			pfd_cap = n;
-		}
-		pfd[0] = (struct pollfd){.fd = sfd, .events = POLLIN};
-		pfd[1] = (struct pollfd){.fd = control_fd(d.ctl), .events = POLLIN};
-		pfd[2] = (struct pollfd){.fd = d.ul ? underlay_fd(d.ul) : -1, .events = POLLIN};
-		for (uint16_t i = 0; i < d.hc->n_ports; i++)
-			pfd[3 + i] = (struct pollfd){.fd = d.io[i] ? io_fd(d.io[i]) : -1, .events = POLLIN};
-		int r = poll(pfd, n, 100);
+		struct pollfd pfd[3] = {
+			{.fd = sfd, .events = POLLIN},
+			{.fd = control_fd(d.ctl), .events = POLLIN},
+			{.fd = d.main_efd, .events = POLLIN},
+		};
+		int r = poll(pfd, 3, 250);
 		if (r < 0 && errno != EINTR) {
 			log_err("poll: %s", strerror(errno));
 			break;
-		}
-		uint64_t t = now_ns();
-		dp_tick(d.dp, t);
-		/* data first: drain every port in bursts until all are idle or a budget is spent */
-		for (int round = 0; round < 64; round++) {
-			uint32_t got = 0;
-			for (uint16_t i = 0; i < d.hc->n_ports; i++) {
-				if (!d.io[i])
-					continue;
-				struct pkt *b[BATCH_MAX];
-				uint32_t k = io_rx_burst(d.io[i], d.dp->pool, b, BATCH_MAX);
-				if (k) {
-					dp_input(d.dp, i, b, k);
-					got += k;
-				}
-			}
-			if (d.ul) {
-				struct pkt *b[BATCH_MAX];
-				struct ipaddr from[BATCH_MAX];
-				uint32_t k = underlay_rx_burst(d.ul, d.dp->pool, b, from, BATCH_MAX);
-				if (k) {
-					dp_input_tunnel(d.dp, b, k);
-					got += k;
-				}
-			}
-			dp_flush(d.dp);
-			if (!got)
-				break;
-		}
-		/* a port whose interface went away: at once when poll() reports
-		 * it (it would forever), else at the once-a-second check below */
-		bool tick = t - last_retry > 1000000000ull;
-		for (uint16_t i = 0; i < d.hc->n_ports; i++) {
-			if (!d.io[i] || !(tick || (pfd[3 + i].revents & (POLLERR | POLLHUP | POLLNVAL))))
-				continue;
-			if (!io_check_alive(d.io[i])) {
-				log_warn("port %s: interface gone; closed, retrying every second", d.hc->ports[i].ifname);
-				io_close(d.io[i]);
-				d.io[i] = NULL;
-			}
 		}
 		if (pfd[1].revents)
 			control_poll(d.ctl);
@@ -352,24 +508,35 @@ int main(int argc, char **argv)
 				}
 			}
 		}
-		if (tick) {
-			last_retry = t;
-			for (uint16_t i = 0; i < d.hc->n_ports; i++)
-				if (!d.io[i])
-					d.io[i] = open_port(&d.hc->ports[i], port_mtu(d.hc, &d.hc->ports[i], host_mtu(d.hc)), true);
-			if (!d.ul)
-				open_underlay(&d, true);
+		/* a port whose interface went away: at once when a worker saw
+		 * its error, else at the once-a-second check */
+		uint64_t t = now_ns();
+		bool tick = t - last_retry > 1000000000ull;
+		if (pfd[2].revents & POLLIN) {
+			uint64_t v;
+			ssize_t k = read(d.main_efd, &v, sizeof(v));
+			(void)k;
 		}
+		if (tick || (pfd[2].revents & POLLIN))
+			check_ports(&d, tick);
+		if (tick)
+			last_retry = t;
 	}
 	log_info("stopping");
+	atomic_store(&d.stop, true);
+	for (uint16_t i = 0; i < n_workers; i++) {
+		worker_wake(&d.w[i]);
+		pthread_join(d.w[i].thread, NULL);
+	}
 	control_close(d.ctl);
-	underlay_close(d.ul);
-	for (uint16_t i = 0; i < d.hc->n_ports; i++)
-		io_close(d.io[i]);
-	free(d.io);
-	free(pfd);
-	dp_destroy(d.dp);
-	hostcfg_free(d.hc);
+	for (uint16_t i = 0; i < n_workers; i++)
+		worker_drop_handed(&d.w[i]);
+	conf_free(&d, d.conf, NULL); /* ports first: their pending frames go back to the pools */
+	for (uint16_t i = 0; i < n_workers; i++)
+		worker_fini(&d.w[i]);
+	free(d.w);
+	steer_destroy(d.steer);
+	close(d.main_efd);
 	close(sfd);
 	return 0;
 }

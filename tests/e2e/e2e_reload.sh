@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# e2e_reload: a rejected reload leaves traffic flowing, a valid one applies.
+# e2e_reload: a rejected reload leaves traffic flowing, a valid one applies,
+# and valid reloads under traffic lose no packet.
 # A `ping -i 0.05 -c 60` through chain c1 runs across `detourctl reload` of
 # an invalid topology (unknown network, duplicate MAC) written over the
 # lab's copy of the file: reload exits non-zero and prints each error with
@@ -75,4 +76,36 @@ YAML
 check "reload of a valid change exits 0" ctl h1 reload
 check "show rules lists the new rule" bash -c "'$CTL' --socket /run/detour/$PREFIX-h1.sock show rules | grep -q tcp-out"
 check "ping vm1 -> vm2 after the valid reload" ping_ok vm1 192.168.1.2 3
+
+# Valid reloads under traffic: `ping -i 0.01` through c1 runs across five
+# reloads that change the rules (the new configuration is published to the
+# workers with RCU while they forward); not one ping may be lost.
+cp "$CFG" "$TMP/with-rule.yaml"
+sed 's/priority: 50/priority: 60/' "$TMP/with-rule.yaml" >"$TMP/with-rule2.yaml"
+reloads() { ctl h1 --json show stats | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["reloads"])'; }
+r0=$(reloads)
+snapshot R3 mon1
+bg vm1 ping -n -i 0.01 -c 600 -W 1 192.168.1.2 >"$TMP/ping2.log" 2>&1
+PING_PID=$BG_PID
+replies2() { [ "$(grep -c 'bytes from' "$TMP/ping2.log")" -ge "$1" ]; }
+check "fast background ping is answered" wait_until 5 replies2 20
+ok=0
+for i in 1 2 3 4 5; do
+	if [ $((i % 2)) = 1 ]; then cp "$TMP/with-rule2.yaml" "$CFG"; else cp "$TMP/with-rule.yaml" "$CFG"; fi
+	ctl h1 reload >/dev/null 2>&1 && ok=$((ok + 1))
+	wait_until 5 replies2 $((20 + 100 * i)) # the ping moves on between reloads
+done
+assert "five valid reloads under traffic exit 0 ($ok)" "$ok" -eq 5
+r1=$(reloads)
+assert "the daemon counted them ($r0 -> $r1)" "$r1" -eq $((r0 + 5))
+wait "$PING_PID"
+if grep -q ' 600 received, 0% packet loss' "$TMP/ping2.log"; then
+	pass "no ping of 600 at 10 ms intervals lost across five reloads"
+else
+	fail "pings were lost across valid reloads"
+	show_out "$TMP/ping2.log" 4
+fi
+snapshot R4 mon1
+d=$(delta R3 R4 mon1)
+assert "the pings went through mon1 all along (+$d, want >= 1200)" "$d" -ge 1200
 finish

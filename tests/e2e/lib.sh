@@ -19,7 +19,11 @@ CTL=$BIN/detourctl
 SN_BIN=$BIN/detour-sn
 TOPO=$E2E_DIR/topo
 PY=/usr/bin/python3 # scapy imports only under the system python
-TEST_NAME=$(basename "$0" .sh)${E2E_IO:+ ($E2E_IO)}
+TEST_NAME=$(basename "$0" .sh)${E2E_IO:+ ($E2E_IO)}${E2E_WORKERS:+ (${E2E_WORKERS} workers)}
+# E2E_WORKERS=N: every detourd of the lab runs --workers N (default: one per CPU)
+if [ -n "${E2E_WORKERS:-}" ]; then
+	export DETOUR_LAB_WORKERS=$E2E_WORKERS
+fi
 # A short prefix unique to this run: the lab's namespaces are PREFIX-NAME.
 PREFIX=${E2E_PREFIX:-e$(($$ % 100000))}
 STATE=/run/detour/lab-$PREFIX
@@ -77,8 +81,18 @@ e2e_init() {
 	done
 }
 
-# finish: summary line (not counted) and exit status.
+# finish: summary line (not counted) and exit status. Before it, the lab's
+# daemon logs are searched for sanitizer reports (DETOUR_BIN=build-asan/bin
+# runs the lab on the ASan/UBSan build).
 finish() {
+	local f
+	for f in "$STATE"/*.log; do
+		[ -f "$f" ] || continue
+		if grep -Eq 'ERROR: AddressSanitizer|runtime error:|ERROR: LeakSanitizer' "$f"; then
+			fail "sanitizer report in $(basename "$f")"
+			grep -E -A12 'ERROR: AddressSanitizer|runtime error:|ERROR: LeakSanitizer' "$f" | head -30 | sed 's/^/  | /'
+		fi
+	done
 	echo "# $TEST_NAME: $N_PASS passed, $N_FAIL failed"
 	[ "$N_FAIL" -eq 0 ] && exit 0
 	exit 1

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# e2e_workers: detourd with two workers. Frames reach a worker by the
+# kernel's choice (PACKET_FANOUT or AF_XDP queue); each flow's state lives
+# on the worker its hash names, so the other one hands frames over. Through
+# the NAT node of nat.yaml (DNAT 8080 -> 80, which changes the flow's hash
+# on the way back from the node) and on the plain guest plane:
+#  - 24 HTTP connections through the NAT node and 24 direct ones, each
+#    byte for byte, both directions;
+#  - both workers own connections, frames were handed between them;
+#  - no frame was lost to a full hand-off ring.
+source "$(dirname "$0")/lib.sh"
+export DETOUR_LAB_WORKERS=2
+e2e_init
+lab_up "$TOPO/nat.yaml"
+
+stats() { ctl h1 --json show stats; }
+py_stat() { stats | "$PY" -c "import json,sys; s=json.load(sys.stdin); print($1)"; }
+
+w=$(py_stat 's["workers"]')
+assert "detourd runs two workers ($w)" "$w" = 2
+check "DNAT 8080 -> 80 rule added in nat1" \
+	lab_exec nat1 nft add rule inet detour prerouting tcp dport 8080 counter dnat ip to ip daddr:80
+mkdir -p "$TMP/www"
+make_blob "$TMP/www/blob" 65536
+if http_serve vm2 192.168.1.2 80 "$TMP/www"; then
+	ok_nat=0 ok_direct=0
+	for i in $(seq 24); do
+		http_fetch_same vm1 http://192.168.1.2:8080/blob "$TMP/n$i" "$TMP/www/blob" && ok_nat=$((ok_nat + 1))
+		http_fetch_same vm1 http://192.168.1.2/blob "$TMP/d$i" "$TMP/www/blob" && ok_direct=$((ok_direct + 1))
+	done
+	assert "24 of 24 connections through the NAT node byte for byte ($ok_nat)" "$ok_nat" -eq 24
+	assert "24 of 24 direct connections byte for byte ($ok_direct)" "$ok_direct" -eq 24
+	c=$(nft_packets nat1 inet detour prerouting)
+	assert "nat1's DNAT rule matched every connection ($c)" "$c" -ge 24
+fi
+check "ping vm2 -> vm1" ping_ok vm2 192.168.1.1 3
+
+stats >"$TMP/stats.json"
+read -r c0 c1 h0 h1 full < <("$PY" -c '
+import json, sys
+s = json.load(open(sys.argv[1]))
+w = s["per_worker"]
+d = s.get("drops", {})
+print(w[0]["connections"], w[1]["connections"], w[0]["handed_out"], w[1]["handed_out"],
+      d.get("hand-off to another worker: its ring is full", 0))' "$TMP/stats.json")
+assert "worker 0 owns connections ($c0)" "$c0" -ge 1
+assert "worker 1 owns connections ($c1)" "$c1" -ge 1
+assert "frames were handed between the workers ($h0 + $h1)" "$((h0 + h1))" -ge 1
+assert "no frame lost to a full hand-off ring ($full)" "$full" -eq 0
+finish

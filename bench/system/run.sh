@@ -90,6 +90,8 @@ fi
 
 NCPU=$(nproc)
 if [ "$NCPU" -ge 2 ]; then GEN_CPU=0 DP_CPU=1; else GEN_CPU=0 DP_CPU=0; fi
+# one data-plane CPU for both: detourd with one worker, like OVS's one PMD
+export DETOUR_LAB_WORKERS=${DETOUR_LAB_WORKERS:-1}
 PMD_MASK=$(printf '0x%x' $((1 << DP_CPU)))
 
 VM1MAC=02:00:00:00:01:01 VM2MAC=02:00:00:00:01:02

@@ -39,7 +39,7 @@ enum {
 	TCP_CLOSED,       /* RST */
 };
 
-#define CF_USED 0x01
+#define CF_USED CONN_F_USED
 #define CF_FIN0 0x02
 #define CF_FIN1 0x04
 #define CF_SELF 0x08  /* forward key == reverse key: one index slot */

@@ -27,6 +27,11 @@ struct conn {
 	uint64_t pkts[2], bytes[2];
 };
 
+/* Is c a live record (not deleted or expired)? For caches of conn pointers
+ * (flowcache.h), which must also compare the key. */
+#define CONN_F_USED 0x01
+static inline bool conn_live(const struct conn *c) { return c->flags & CONN_F_USED; }
+
 struct conntrack;
 
 struct conntrack_stats {

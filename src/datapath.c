@@ -18,6 +18,7 @@
  */
 #include "datapath.h"
 
+#include "flowcache.h"
 #include "steer.h"
 
 #include <stdlib.h>
@@ -406,13 +407,32 @@ static void stage_classify(struct datapath *dp, struct pkt **v, uint32_t n)
 	uint16_t rules[BATCH_MAX];
 	struct conn *conns[BATCH_MAX];
 	int dirs[BATCH_MAX];
+	uint64_t h[BATCH_MAX], lh[BATCH_MAX];
 	uint32_t k = 0;
+	/* the flow cache first: an established flow skips the rules and the table */
+	for (uint32_t i = 0; i < n; i++) {
+		const struct pkt *p = v[i];
+		if (p->key.is_ip && hc->guest_rules[p->key.zone / 2]) {
+			h[i] = flow_key_hash(&p->key);
+			flowcache_prefetch(&dp->fc, h[i]);
+		}
+	}
 	for (uint32_t i = 0; i < n; i++) {
 		struct pkt *p = v[i];
 		uint16_t guest = p->key.zone / 2;
 		bool ingress = p->key.zone & 1;
 		uint8_t here = ingress ? 2 : 1, there = ingress ? 1 : 2;
 		uint8_t has = p->key.is_ip ? hc->guest_rules[guest] : 0;
+		if (!has) {
+			classify_pass(dp, p);
+			continue;
+		}
+		int dir;
+		struct conn *c = flowcache_lookup(&dp->fc, &p->key, h[i], &dir);
+		if (c) {
+			classify_one(dp, p, c, dir, CLS_NO_RULE);
+			continue;
+		}
 		uint16_t rule = CLS_NO_RULE;
 		bool maybe = false;
 		if (has & here) {
@@ -421,19 +441,23 @@ static void stage_classify(struct datapath *dp, struct pkt **v, uint32_t n)
 		}
 		if (!maybe && (has & there))
 			maybe = dp->nat_guest[guest] || reverse_rule(dp, p, guest, ingress) != CLS_NO_RULE;
-		if (!maybe && !(has && dp->ct_overflow)) {
+		if (!maybe && !dp->ct_overflow) {
 			classify_pass(dp, p);
 			continue;
 		}
 		look[k] = p;
 		rules[k] = rule;
+		lh[k] = h[i];
 		keys[k++] = &p->key;
 	}
 	if (!k)
 		return;
 	conntrack_lookup_batch(dp->ct, keys, k, conns, dirs);
-	for (uint32_t i = 0; i < k; i++)
+	for (uint32_t i = 0; i < k; i++) {
+		if (conns[i])
+			flowcache_insert(&dp->fc, lh[i], conns[i], dirs[i]);
 		classify_one(dp, look[i], conns[i], dirs[i], rules[i]);
+	}
 }
 
 /* ---- the service plane ------------------------------------------------------ */
@@ -865,9 +889,10 @@ struct datapath *dp_create(struct hostcfg *hc, uint32_t pool_size, uint32_t ct_c
 		spx_cap <<= 1;
 	dp->spx = spx_table_create(spx_cap);
 	dp->gp = calloc(1, sizeof(*dp->gp));
+	bool fc_ok = flowcache_init(&dp->fc, DP_FLOWCACHE);
 	dp->tx = tx;
 	dp->tx_ctx = tx_ctx;
-	if (!dp->pool || !dp->ct || !dp->spx || !dp->gp || !alloc_config_arrays(dp, hc)) {
+	if (!dp->pool || !dp->ct || !dp->spx || !dp->gp || !fc_ok || !alloc_config_arrays(dp, hc)) {
 		dp_destroy(dp);
 		return NULL;
 	}
@@ -882,6 +907,7 @@ void dp_destroy(struct datapath *dp)
 	pkt_pool_destroy(dp->pool);
 	conntrack_destroy(dp->ct);
 	spx_table_destroy(dp->spx);
+	flowcache_fini(&dp->fc);
 	free(dp->gp);
 	free(dp->out), free(dp->port_stats), free(dp->rule_hits), free(dp->node_stats), free(dp->path_stats);
 	free(dp->nat_guest);
@@ -941,6 +967,7 @@ bool dp_set_config(struct datapath *dp, struct hostcfg *hc)
 	} while (r.more);
 	if (!alloc_config_arrays(dp, hc))
 		return false;
+	flowcache_clear(&dp->fc); /* only hints, but cheap to start afresh */
 	guest_plane_load(dp->gp, hc);
 	return true;
 }

@@ -15,6 +15,7 @@
 #include "conntrack.h"
 #include "drop.h"
 #include "guest_plane.h"
+#include "flowcache.h"
 #include "hostcfg.h"
 #include "pkt.h"
 #include "service_proxy.h"
@@ -45,6 +46,7 @@ struct dp_node_stats {
 enum dp_stage { ST_GUEST_RX, ST_NODE_RX, ST_TUNNEL_RX, ST_CLASSIFY, ST_TO_NODE, ST_HOME, ST_L2, ST__MAX };
 
 #define DP_QUEUE 1024
+#define DP_FLOWCACHE 8192 /* flow cache entries (16 bytes each) */
 
 struct dp_queue {
 	uint32_t head, n;
@@ -59,6 +61,7 @@ struct datapath {
 	struct hostcfg *hc;
 	struct pkt_pool *pool;
 	struct conntrack *ct;
+	struct flowcache fc;    /* in front of the classifier and ct */
 	struct spx_table *spx;
 	struct guest_plane *gp;
 	dp_tx_fn tx;

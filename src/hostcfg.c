@@ -1,6 +1,9 @@
 /* hostcfg.c - derive one host's configuration from the topology. */
 #include "hostcfg.h"
 
+#include "nsh.h"
+#include "wire.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,6 +103,36 @@ fail:
 	return NULL;
 }
 
+/* The frame head towards each local nsh node of each path, both ways. */
+static bool build_nsh_templates(struct hostcfg *hc)
+{
+	const struct topology *t = hc->topo;
+	hc->nsh_tmpl = calloc((size_t)hc->ps->n_paths * PATH_MAX_HOPS * 2 + 1u, sizeof(*hc->nsh_tmpl));
+	if (!hc->nsh_tmpl)
+		return false;
+	for (uint16_t i = 0; i < hc->ps->n_paths; i++) {
+		const struct path *p = &hc->ps->paths[i];
+		for (unsigned pos = 0; pos < p->n_hops && pos < PATH_MAX_HOPS; pos++) {
+			uint16_t node = p->nodes[pos];
+			const struct topo_node *nd = &t->nodes[node];
+			if (nd->host != hc->self || t->services[nd->service].mode != SVC_MODE_NSH)
+				continue;
+			for (int rev = 0; rev < 2; rev++) {
+				uint8_t *o = hc->nsh_tmpl[((size_t)i * PATH_MAX_HOPS + pos) * 2 + (size_t)rev];
+				struct sp_meta md;
+				memset(&md, 0, sizeof(md));
+				md.chain = p->chain;
+				md.dir = rev ? SP_DIR_REVERSE : SP_DIR_FORWARD;
+				eth_build(o, ETH_HLEN, &nd->mac, &hc->ps->node_spmac[node], ETH_P_NSH);
+				if (nsh_encode(o + ETH_HLEN, HC_NSH_TMPL_LEN - ETH_HLEN, rev ? p->spi_rev : p->spi_fwd, 0,
+					       t->md_class, &md, NSH_TLV_CHAIN) == HC_NSH_TMPL_LEN - ETH_HLEN)
+					o[HC_NSH_TMPL - 1] = 1;
+			}
+		}
+	}
+	return true;
+}
+
 struct hostcfg *hostcfg_build(struct topology *t, const char *host, char *err, size_t errlen)
 {
 	struct hostcfg *hc = calloc(1, sizeof(*hc));
@@ -165,6 +198,10 @@ struct hostcfg *hostcfg_build(struct topology *t, const char *host, char *err, s
 			add_port(hc, nd->ports[0], PORT_SN, n, 0, nd->io);
 		}
 	}
+	if (!build_nsh_templates(hc)) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
 	if (!(hc->live = live_build(hc, NULL))) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
@@ -180,6 +217,7 @@ void hostcfg_free(struct hostcfg *hc)
 	if (!hc)
 		return;
 	hostcfg_live_free(hc, hc->live);
+	free(hc->nsh_tmpl);
 	free(hc->guest_rules);
 	free(hc->peers);
 	free(hc->net_hosts);

@@ -22,6 +22,11 @@
 #include "topology.h"
 
 #define PORT_NONE 0xffff
+#define HC_NSH_TMPL 32          /* bytes per template: 30 used, [31] = 1 when present */
+#define HC_NSH_TMPL_LEN 30
+#define HC_NSH_TMPL_SI 21       /* offset of the SI to patch */
+#define HC_NSH_TMPL_FLAGS 29    /* offset of the chain TLV's flags byte */
+
 
 enum port_kind {
 	PORT_GUEST = 0,  /* a guest's port: guest plane */
@@ -58,6 +63,11 @@ struct hostcfg {
 	uint8_t *net_hosts;      /* [n_networks * n_hosts]: host has guests in the network */
 	uint16_t mtu;            /* this host's underlay MTU */
 
+	/* encapsulation templates: the head of the frame to the nsh node at
+	 * (path, position, direction), Ethernet + NSH base + chain TLV, with
+	 * SI and flags to patch in (service_proxy.c) */
+	uint8_t (*nsh_tmpl)[HC_NSH_TMPL];   /* [n_paths * PATH_MAX_HOPS * 2] */
+
 	struct hc_live *live;    /* RCU pointer: read through hostcfg_live() */
 };
 
@@ -69,6 +79,13 @@ struct hc_live {
 	uint8_t *blocked;        /* [n_chains] a `block` service has no live node */
 	uint64_t generation;     /* bumped on every liveness change */
 };
+
+/* The NSH template of (path, position, direction), or NULL. */
+static inline const uint8_t *hostcfg_nsh_tmpl(const struct hostcfg *hc, uint16_t path, unsigned pos, bool reverse)
+{
+	const uint8_t *t = hc->nsh_tmpl[((size_t)path * PATH_MAX_HOPS + pos) * 2 + (reverse ? 1 : 0)];
+	return t[HC_NSH_TMPL - 1] ? t : NULL;
+}
 
 static inline const struct hc_live *hostcfg_live(const struct hostcfg *hc)
 {

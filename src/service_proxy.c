@@ -234,6 +234,25 @@ uint16_t service_proxy_to_node(const struct hostcfg *hc, struct spx_table *t, ui
 	case SVC_MODE_NSH: {
 		memcpy(eth, p->md.orig_dst.b, 6);
 		memcpy(eth + 6, p->md.orig_src.b, 6);
+		/* the template of this (path, hop, direction), SI and flags patched */
+		uint16_t pi = (uint16_t)(p->md.path_plus1 - 1);
+		if (p->md.path_plus1 && pi < hc->ps->n_paths && 255u - p->md.si < hc->ps->paths[pi].n_hops) {
+			const struct path *path = &hc->ps->paths[pi];
+			bool rev = p->md.dir == SP_DIR_REVERSE;
+			unsigned hop = 255u - p->md.si, pos = rev ? path->n_hops - 1u - hop : hop;
+			const uint8_t *t = hostcfg_nsh_tmpl(hc, pi, pos, rev);
+			if (t && path->nodes[pos] == node && (rev ? path->spi_rev : path->spi_fwd) == p->md.spi) {
+				uint8_t *h = pkt_push(p, HC_NSH_TMPL_LEN);
+				if (!h) {
+					*why = DROP_TOO_BIG;
+					return PORT_NONE;
+				}
+				memcpy(h, t, HC_NSH_TMPL_LEN);
+				h[HC_NSH_TMPL_SI] = p->md.si;
+				h[HC_NSH_TMPL_FLAGS] = (uint8_t)((p->md.ingress ? 1 : 0) | (p->md.is_copy ? 2 : 0));
+				return hc->node_port[node][0];
+			}
+		}
 		size_t nlen = nsh_encoded_len(&p->md, NSH_TLV_CHAIN);
 		uint8_t *h = pkt_push(p, ETH_HLEN + nlen);
 		if (!h) {

@@ -258,6 +258,37 @@ static void test_nsh_to_node_format(void **state)
 	(void)md;
 }
 
+/* The precomputed head (template per path, hop and direction) gives the
+ * very bytes the encoder writes when the path is not known (no template). */
+static void test_nsh_template_matches_encoder(void **state)
+{
+	(void)state;
+	uint8_t f[256];
+	uint32_t len = build_tcp(f, MAC2, MAC1, 1, 2, 40002, 80, 20);
+	const struct path *path = path_via("c_nsh", "ids1");
+	for (int rev = 0; rev < 2; rev++)
+		for (int flags = 0; flags < 4; flags++) {
+			uint8_t a[512], b[512];
+			uint32_t n[2];
+			for (int use = 0; use < 2; use++) {
+				struct pkt *p = guest_pkt(f, len, "vm1", path, rev);
+				p->md.ingress = flags & 1;
+				p->md.is_copy = (flags & 2) != 0;
+				if (!use)
+					p->md.path_plus1 = 0; /* no template: the encoder */
+				else
+					assert_int_not_equal(p->md.path_plus1, 0);
+				enum drop_reason why = DROP_NONE;
+				assert_int_equal(service_proxy_to_node(hc, tab, node("ids1"), p, NOW, &why), port("ids1p"));
+				memcpy(use ? b : a, p->data, p->len);
+				n[use] = p->len;
+				free(p);
+			}
+			assert_int_equal(n[0], n[1]);
+			assert_memory_equal(a, b, n[0]);
+		}
+}
+
 /* What an NSH node does: SI - dec, swap MACs. */
 static void nsh_reflect(uint8_t *fr, uint8_t dec)
 {
@@ -804,6 +835,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		T(test_nsh_to_node_format),
+		T(test_nsh_template_matches_encoder),
 		T(test_nsh_return_ok),
 		T(test_nsh_return_bad),
 		T(test_l2_forward),

@@ -9,15 +9,19 @@
  * for guest-to-guest switching, a 2-hop chain on established flows, and
  * new-flow setup, each with 1, 10k and 1M distinct flows; then the same
  * 2-hop chain with its nodes on two other hosts (Geneve encapsulation and
- * decapsulation per hop), each host's share timed on its own. */
+ * decapsulation per hop), each host's share timed on its own; then new and
+ * established flows with 10,000 rules at the guest (--only rules).
+ * --workers N: the chain on N worker threads with the steering of detourd. */
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "memhost.h"
+#include "steer.h"
 #include "wire.h"
 
 static const char *TOPO =
@@ -114,6 +118,59 @@ static struct result run(struct memhost *m, uint16_t port, const uint8_t *frames
 	}
 	uint64_t dt = now() - t0;
 	return (struct result){(double)sent / ((double)dt / 1e3), (double)dt / (double)sent};
+}
+
+/* TOPO with n more rules at vm1's egress, of higher priority than `web`
+ * and matching none of the benchmark's flows: /16, /24 and /32
+ * destinations, exact ports and ranges, so that the classifier holds
+ * several tuples and has to look through them before it finds `web`. */
+static char *topo_with_rules(uint32_t n)
+{
+	size_t room = strlen(TOPO) + (size_t)n * 200 + 1;
+	char *y = malloc(room);
+	if (!y)
+		return NULL;
+	size_t off = (size_t)snprintf(y, room, "%s", TOPO);
+	for (uint32_t i = 0; i < n && off < room; i++) {
+		static const char *const pfx[] = {"32", "24", "16"};
+		char port[24];
+		if (i % 4 == 3)
+			snprintf(port, sizeof(port), "\"%u-%u\"", 1000 + i % 5000, 1010 + i % 5000);
+		else
+			snprintf(port, sizeof(port), "%u", 81 + i % 30000);
+		off += (size_t)snprintf(y + off, room - off,
+					"  - { name: r%u, applied_to: [vm1], direction: egress, priority: %u, "
+					"match: { proto: tcp, dst: 10.%u.%u.0/%s, dst_port: %s }, action: redirect, chain: c2 }\n",
+					i, 200 + i % 100, 2 + i / 65536 % 200, i / 256 % 256, pfx[i % 3], port);
+	}
+	return y;
+}
+
+/* New flows and established flows through the chain with n_rules rules. */
+static int run_rules(uint32_t n_rules, uint32_t flows, uint64_t total)
+{
+	char *y = topo_with_rules(n_rules);
+	struct memhost *m = y ? memhost_create(y, "h1", flows < (1u << 17) ? 1u << 18 : 2 * flows) : NULL;
+	uint8_t *web = make_frames(flows, 80, 0x10), *syn = make_frames(flows, 80, 0x02);
+	if (!m || !web || !syn) {
+		free(y), free(web), free(syn);
+		memhost_destroy(m);
+		return 1;
+	}
+	memhost_keep_frames(m, false);
+	uint16_t p1 = hostcfg_port_by_ifname(memhost_cfg(m), "vm1p");
+	char name[64];
+	struct result nf = run(m, p1, syn, flows, flows < BATCH_MAX ? BATCH_MAX : flows - flows % BATCH_MAX);
+	snprintf(name, sizeof(name), "new-flow setup, %u rules", n_rules);
+	printf("%-34s %10u %10.2f %12.1f\n", name, flows, nf.mpps, nf.ns);
+	struct result ch = run(m, p1, web, flows, total);
+	snprintf(name, sizeof(name), "2-hop chain established, %u rules", n_rules);
+	printf("%-34s %10u %10.2f %12.1f\n", name, flows, ch.mpps, ch.ns);
+	const struct flowcache *fc = &memhost_dp(m)->fc;
+	printf("%-34s %10s %10.1f%%\n", "  flow cache hits", "", 100.0 * (double)fc->hits / (double)(fc->hits + fc->misses + 1));
+	free(y), free(web), free(syn);
+	memhost_destroy(m);
+	return 0;
 }
 
 /* The 2-hop chain with its nodes on two other hosts: h1 classifies and
@@ -244,13 +301,19 @@ static int sweep(uint64_t total)
 	return 0;
 }
 
-/* Several workers, each a datapath of its own on its own core, the flows
- * split between them by the symmetric flow hash (as a multi-worker data
- * plane would): aggregate Mpps of the 2-hop chain, established flows. */
+/* Several workers, each a datapath of its own on its own core, as in
+ * detourd: each worker receives the frames of the flows with index i
+ * mod n == its number (the kernel's split, which knows nothing of ours),
+ * keeps those it owns (steer.h) and hands the others to their owner
+ * through the hand-off rings. Aggregate Mpps of the 2-hop chain on
+ * established flows: frames offered to all workers / wall time. */
 struct worker_arg {
 	uint32_t flows;
+	uint16_t id, n;
 	uint64_t total;
-	struct result r;
+	struct steer *steer;
+	_Atomic int *ready, *done;
+	uint64_t t0, t1, handed_drops;
 	int rc;
 };
 
@@ -258,15 +321,52 @@ static void *worker_main(void *p)
 {
 	struct worker_arg *w = p;
 	struct memhost *m = memhost_create(TOPO, "h1", 1u << 18);
-	uint8_t *web = make_frames(w->flows, 80, 0x10);
-	if (!m || !web) {
+	uint32_t mine = (w->flows + w->n - 1u - w->id) / w->n;
+	uint8_t *all = make_frames(w->flows, 80, 0x10), *web = malloc((size_t)mine * FRAME_LEN);
+	if (!m || !all || !web || !mine) {
 		w->rc = 1;
+		atomic_fetch_add(w->ready, 1);
+		atomic_fetch_add(w->done, 1);
 		return NULL;
 	}
+	for (uint32_t i = 0; i < mine; i++)
+		memcpy(web + (size_t)i * FRAME_LEN, all + ((size_t)i * w->n + w->id) * FRAME_LEN, FRAME_LEN);
 	memhost_keep_frames(m, false);
+	memhost_set_worker(m, w->steer, w->id);
 	uint16_t p1 = hostcfg_port_by_ifname(memhost_cfg(m), "vm1p");
-	run(m, p1, web, w->flows, w->flows < BATCH_MAX ? BATCH_MAX : w->flows);
-	w->r = run(m, p1, web, w->flows, w->total);
+	/* warm up: every flow established on its owner, nothing left in flight */
+	for (uint32_t i = 0; i < mine; i += BATCH_MAX) {
+		run(m, p1, web + (size_t)i * FRAME_LEN, MIN(BATCH_MAX, mine - i), BATCH_MAX);
+		memhost_poll(m);
+	}
+	atomic_fetch_add(w->ready, 1);
+	while (atomic_load(w->ready) < w->n)
+		memhost_poll(m);
+	while (memhost_poll(m))
+		;
+	atomic_fetch_add(w->ready, 1);
+	while (atomic_load(w->ready) < 2 * w->n)
+		memhost_poll(m);
+	w->t0 = now();
+	const uint8_t *fr[BATCH_MAX];
+	uint32_t ln[BATCH_MAX], next = 0;
+	for (int i = 0; i < BATCH_MAX; i++)
+		ln[i] = FRAME_LEN - 4;
+	for (uint64_t sent = 0; sent < w->total; sent += BATCH_MAX) {
+		for (int i = 0; i < BATCH_MAX; i++) {
+			fr[i] = web + (size_t)next * FRAME_LEN;
+			if (++next == mine)
+				next = 0;
+		}
+		memhost_rx(m, p1, fr, ln, BATCH_MAX);
+		memhost_poll(m);
+	}
+	atomic_fetch_add(w->done, 1);
+	while (atomic_load(w->done) < w->n || memhost_poll(m))
+		;
+	w->t1 = now();
+	w->handed_drops = memhost_dp(m)->drops[DROP_STEER_FULL];
+	free(all);
 	free(web);
 	memhost_destroy(m);
 	return NULL;
@@ -276,22 +376,29 @@ static int run_workers(int n, uint32_t flows, uint64_t total)
 {
 	pthread_t th[16];
 	struct worker_arg a[16];
-	uint64_t t0 = now();
+	_Atomic int ready = 0, done = 0;
+	struct steer *s = steer_create((uint16_t)n, 1024);
+	if (!s)
+		return 1;
 	for (int i = 0; i < n; i++) {
-		a[i] = (struct worker_arg){.flows = flows / (uint32_t)n ? flows / (uint32_t)n : 1, .total = total, .rc = 0};
+		a[i] = (struct worker_arg){.flows = flows, .id = (uint16_t)i, .n = (uint16_t)n, .total = total,
+					   .steer = s, .ready = &ready, .done = &done};
 		if (pthread_create(&th[i], NULL, worker_main, &a[i]))
 			return 1;
 	}
 	int rc = 0;
+	uint64_t t0 = UINT64_MAX, t1 = 0, lost = 0;
 	for (int i = 0; i < n; i++) {
 		pthread_join(th[i], NULL);
 		rc |= a[i].rc;
+		t0 = MIN(t0, a[i].t0);
+		t1 = MAX(t1, a[i].t1);
+		lost += a[i].handed_drops;
 	}
-	double secs = (double)(now() - t0) / 1e9;
-	double sum = 0;
-	for (int i = 0; i < n; i++)
-		sum += a[i].r.mpps;
-	printf("%-34s %10u %10.2f %12s  (%d workers, wall %.2f s)\n", "2-hop chain, workers", flows, sum, "-", n, secs);
+	steer_destroy(s);
+	double mpps = (double)total * n / ((double)(t1 - t0) / 1e3);
+	printf("%-34s %10u %10.2f %12.1f  (%d worker%s, hand-off ring full: %llu)\n", "2-hop chain, workers", flows, mpps,
+	       1e3 / mpps, n, n > 1 ? "s" : "", (unsigned long long)lost);
 	return rc;
 }
 
@@ -317,7 +424,7 @@ int main(int argc, char **argv)
 		else if (!strcmp(argv[i], "--workers") && i + 1 < argc)
 			workers = atoi(argv[++i]);
 		else {
-			fprintf(stderr, "usage: bench_pipeline [--smoke] [--only g2g|new|chain|dist] [--flows N] [--packets N] [--sweep] [--workers N]\n");
+			fprintf(stderr, "usage: bench_pipeline [--smoke] [--only g2g|new|chain|rules|dist] [--flows N] [--packets N] [--sweep] [--workers N]\n");
 			return 2;
 		}
 	}
@@ -377,6 +484,9 @@ int main(int argc, char **argv)
 		free(syn);
 		memhost_destroy(m);
 	}
+	if (want(only, "rules"))
+		for (int f = 1; f < 3; f++)
+			rc |= run_rules(10000, one_count ? one_count : flow_counts[f], total);
 	if (want(only, "dist"))
 		for (int f = 0; f < 3; f++) {
 			uint32_t n = one_count ? one_count : flow_counts[f];

@@ -1,5 +1,6 @@
 /* memhost.c - in-memory host for tests and benchmarks. */
 #include "memhost.h"
+#include "steer.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +39,8 @@ struct memhost {
 	struct frame *outbox; /* Geneve payloads sent to other hosts */
 	uint32_t out_head, out_n;
 	uint64_t tunnel_lost;
+	struct steer *steer;  /* one of several workers */
+	uint16_t worker;
 };
 
 static void tunnel_tx(void *ctx, struct pkt **pkts, const struct ipaddr *dst, uint32_t n)
@@ -161,6 +164,32 @@ size_t memhost_take(struct memhost *m, uint16_t port, uint8_t *buf, size_t room)
 }
 
 /* Receive frames of one port (PORT_TUNNEL: Geneve payloads) as batches. */
+/* Frames of flows other workers own go to them; returns how many of b
+ * (compacted to the front) stay. */
+static uint32_t hand_over(struct memhost *m, uint16_t port, struct pkt **b, uint32_t n)
+{
+	uint16_t nw = steer_workers(m->steer);
+	struct pkt *out[STEER_MAX_WORKERS][BATCH_MAX];
+	uint32_t n_out[STEER_MAX_WORKERS] = {0}, mine = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		uint16_t o = steer_owner(m->steer, steer_hash(b[i]->data, b[i]->len, port == PORT_TUNNEL));
+		if (o == STEER_ANY || o == m->worker) {
+			b[mine++] = b[i];
+		} else {
+			b[i]->in_port = port;
+			out[o][n_out[o]++] = b[i];
+		}
+	}
+	for (uint16_t o = 0; o < nw; o++) {
+		if (!n_out[o])
+			continue;
+		uint32_t took = steer_push(m->steer, m->worker, o, out[o], n_out[o]);
+		m->dp->drops[DROP_STEER_FULL] += n_out[o] - took;
+		pkt_free_bulk(m->dp->pool, out[o] + took, n_out[o] - took);
+	}
+	return mine;
+}
+
 static bool rx_batch(struct memhost *m, uint16_t port, const uint8_t *const *frames, const uint32_t *lens, uint32_t n)
 {
 	struct pkt *b[BATCH_MAX];
@@ -173,10 +202,11 @@ static bool rx_batch(struct memhost *m, uint16_t port, const uint8_t *const *fra
 			memcpy(b[i]->data, frames[i], len);
 			b[i]->len = len;
 		}
+		uint32_t mine = m->steer ? hand_over(m, port, b, k) : k;
 		if (port == PORT_TUNNEL)
-			dp_input_tunnel(m->dp, b, k);
+			dp_input_tunnel(m->dp, b, mine);
 		else
-			dp_input(m->dp, port, b, k);
+			dp_input(m->dp, port, b, mine);
 		frames += k;
 		lens += k;
 		n -= k;
@@ -192,6 +222,34 @@ bool memhost_rx(struct memhost *m, uint16_t port, const uint8_t *const *frames, 
 	bool ok = rx_batch(m, port, frames, lens, n);
 	dp_flush(m->dp);
 	return drain_reflections(m) && ok;
+}
+
+void memhost_set_worker(struct memhost *m, struct steer *s, uint16_t id)
+{
+	m->steer = s;
+	m->worker = id;
+	dp_set_worker(m->dp, s, id, NULL, NULL);
+}
+
+uint32_t memhost_poll(struct memhost *m)
+{
+	struct pkt *b[BATCH_MAX];
+	uint32_t n = m->steer ? steer_pop(m->steer, m->worker, b, BATCH_MAX) : 0;
+	for (uint32_t i = 0; i < n;) {
+		uint32_t j = i + 1;
+		while (j < n && b[j]->in_port == b[i]->in_port)
+			j++;
+		if (b[i]->in_port == PORT_TUNNEL)
+			dp_input_tunnel(m->dp, b + i, j - i);
+		else
+			dp_input(m->dp, b[i]->in_port, b + i, j - i);
+		i = j;
+	}
+	if (n) {
+		dp_flush(m->dp);
+		drain_reflections(m);
+	}
+	return n;
 }
 
 bool memhost_rx_tunnel(struct memhost *m, const uint8_t *const *payloads, const uint32_t *lens, uint32_t n)

@@ -49,6 +49,7 @@ struct totals {
 	uint64_t drops[DROP__MAX];
 	struct conntrack_stats ct;
 	uint64_t spx_entries, spx_evicted, spx_misses;
+	uint64_t fc_hits, fc_misses;
 	uint64_t pool_size, pool_free;
 	uint64_t copies, stateless_flows, flows_repinned, nat_aliases, passed_on, mtu_too_big, mtu_fragmented;
 	json_t *workers;                /* per worker: connections, frames handed to other workers */
@@ -101,6 +102,8 @@ static void add_worker(struct worker *w, void *arg)
 	t->spx_entries += se;
 	t->spx_evicted += sev;
 	t->spx_misses += smiss;
+	t->fc_hits += dp->fc.hits;
+	t->fc_misses += dp->fc.misses;
 	t->pool_size += pkt_pool_size(dp->pool);
 	t->pool_free += pkt_pool_avail(dp->pool);
 	t->copies += dp->copies;
@@ -376,7 +379,7 @@ static json_t *show_stats(void *ctx, json_t *args, char *err, size_t errlen)
 		if (t.drops[r])
 			json_object_set_new(drops, drop_reason_text((enum drop_reason)r), json_integer((json_int_t)t.drops[r]));
 	json_t *o = json_pack("{s:s, s:f, s:I, s:I, s:i, s:O, s:o, s:{s:I, s:I}, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:i}, "
-			      "s:{s:I, s:I, s:I}, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+			      "s:{s:I, s:I, s:I}, s:{s:I, s:I}, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
 			      "host", d->host, "uptime_s", (double)(now_ns() - d->started_ns) / 1e9, "reloads",
 			      (json_int_t)d->reloads, "reload_failures", (json_int_t)d->reload_failures, "workers",
 			      (int)d->n_workers, "per_worker", t.workers, "drops", drops, "pool", "size", (json_int_t)t.pool_size, "free",
@@ -385,7 +388,8 @@ static json_t *show_stats(void *ctx, json_t *args, char *err, size_t errlen)
 			      (json_int_t)t.ct.insert_full, "expired", (json_int_t)t.ct.expired, "lookups",
 			      (json_int_t)t.ct.lookups, "bytes_per_entry", (int)conntrack_entry_bytes(),
 			      "proxy_flow_state", "entries", (json_int_t)t.spx_entries, "evicted",
-			      (json_int_t)t.spx_evicted, "misses", (json_int_t)t.spx_misses, "copies",
+			      (json_int_t)t.spx_evicted, "misses", (json_int_t)t.spx_misses, "flow_cache", "hits",
+			      (json_int_t)t.fc_hits, "misses", (json_int_t)t.fc_misses, "copies",
 			      (json_int_t)t.copies, "stateless_flows", (json_int_t)t.stateless_flows, "flows_repinned",
 			      (json_int_t)t.flows_repinned, "nat_aliases", (json_int_t)t.nat_aliases,
 			      "passed_between_workers", (json_int_t)t.passed_on, "mtu_icmp_sent",

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 
 #include "memhost.h"
+#include "steer.h"
 #include "nsh.h"
 #include "wire.h"
 
@@ -420,9 +421,64 @@ static void test_rules_at_both_ends(void **state)
 	memhost_destroy(m);
 }
 
+/* Two workers (as detourd runs them, steer.h): frames arrive at either
+ * one, whatever the flow, and each flow is handled by its owner, both
+ * directions, through the chain; the other worker keeps no state of it. */
+static void poll_both(struct memhost *w[2])
+{
+	while (memhost_poll(w[0]) + memhost_poll(w[1]))
+		;
+}
+
+static void test_two_workers(void **state)
+{
+	(void)state;
+	struct steer *s = steer_create(2, 64);
+	struct memhost *w[2] = {memhost_create(TOPO, "h1", 1024), memhost_create(TOPO, "h1", 1024)};
+	assert_non_null(s);
+	assert_non_null(w[0]);
+	assert_non_null(w[1]);
+	for (int i = 0; i < 2; i++)
+		memhost_set_worker(w[i], s, (uint16_t)i);
+	unsigned owned[2] = {0, 0};
+	for (int flow = 0; flow < 32; flow++) {
+		uint8_t f[1600], r[1600], out[PKT_DATA_ROOM];
+		uint16_t sport = (uint16_t)(41000 + flow);
+		uint32_t len = build(f, MAC2, MAC1, 1, 2, IPPROTO_TCP, sport, 80, 0x02, 200);
+		uint16_t owner = steer_owner(s, steer_hash(f, len, false));
+		assert_true(owner < 2);
+		owned[owner]++;
+		/* the forward frame reaches worker flow % 2, the reply the other one */
+		const uint8_t *fr[1] = {f};
+		assert_true(memhost_rx(w[flow % 2], P1, fr, &len, 1));
+		poll_both(w);
+		assert_int_equal(memhost_take(w[owner], P2, out, sizeof(out)), len);
+		assert_memory_equal(out, f, len);
+		assert_int_equal(memhost_take(w[!owner], P2, out, sizeof(out)), 0);
+		uint32_t rlen = build(r, MAC1, MAC2, 2, 1, IPPROTO_TCP, 80, sport, 0x12, 100);
+		fr[0] = r;
+		assert_true(memhost_rx(w[(flow + 1) % 2], P2, fr, &rlen, 1));
+		poll_both(w);
+		assert_int_equal(memhost_take(w[owner], P1, out, sizeof(out)), rlen);
+		assert_memory_equal(out, r, rlen);
+	}
+	/* both workers own flows; each holds exactly its own connections */
+	assert_true(owned[0] > 0 && owned[1] > 0);
+	for (int i = 0; i < 2; i++) {
+		struct conntrack_stats st;
+		conntrack_get_stats(memhost_dp(w[i])->ct, &st);
+		assert_int_equal(st.entries, owned[i]);
+		assert_int_equal(memhost_dp(w[i])->drops[DROP_STEER_FULL], 0);
+	}
+	memhost_destroy(w[0]);
+	memhost_destroy(w[1]);
+	steer_destroy(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_two_workers),
 		cmocka_unit_test(test_switching_no_rule),
 		cmocka_unit_test(test_broadcast_floods),
 		cmocka_unit_test(test_chain_both_directions),

@@ -20,21 +20,23 @@
  * Lookup algorithm:
  *  - sets of at most CLS_LINEAR_MAX rules: linear scan in rank order with
  *    precomputed 64-bit masks; the first hit is the answer. Cost O(n).
- *  - larger sets: tuple space search. Rules whose port conditions are
- *    wildcards or single values are grouped by tuple (src plen, dst plen,
- *    proto wildcarded?, sport exact?, dport exact?); each tuple is an
- *    open-addressing hash table keyed by the masked fields, keeping the
+ *  - larger sets: tuple space search. A port range is cut into aligned
+ *    blocks (value, prefix mask): [1000, 1010] is 1000/13 bits + 1008/15
+ *    + 1010/16, at most 30 blocks; a rule becomes one entry per (source
+ *    block, destination block). Entries are grouped by tuple (src plen,
+ *    dst plen, proto wildcarded?, sport mask, dport mask); each tuple is
+ *    an open-addressing hash table keyed by the masked fields, keeping the
  *    best rank per key. Tuples are ordered by their best rank; a lookup
  *    probes them in that order and stops as soon as a tuple's best rank
- *    cannot beat the hit found so far. Rules with true port ranges stay in
- *    a rank-ordered list scanned alongside (also with early stop). Cost:
- *    O(T) hash probes (T = distinct tuples, typically a handful) plus the
- *    range list; build O(n log n) and O(n) memory per set. */
+ *    cannot beat the hit found so far. A rule whose two ranges would make
+ *    more than CLS_EXPAND_MAX entries stays in a rank-ordered list scanned
+ *    alongside (also with early stop). Cost: O(T) hash probes (T =
+ *    distinct tuples: prefix-length and port-mask combinations in use);
+ *    build O(n log n), memory O(n x blocks) per set. */
 #include "classifier.h"
 
 #include <stdlib.h>
 
-#define CLS_LINEAR_MAX 16
 
 struct crule {
 	uint64_t src[2], smask[2], dst[2], dmask[2]; /* src/dst pre-masked */
@@ -54,9 +56,12 @@ struct tss_ent {
 	uint32_t rank;
 };
 
+#define CLS_EXPAND_MAX 64
+
 struct tuple {
 	uint64_t smask[2], dmask[2];
-	uint8_t proto_wild, sport_exact, dport_exact, need_l4;
+	uint16_t sport_mask, dport_mask; /* 0xffff exact ... 0 any */
+	uint8_t proto_wild, need_l4;
 	uint32_t best_rank;
 	uint32_t n, mask;        /* entries, table size - 1 */
 	struct tss_ent *tab;
@@ -160,26 +165,54 @@ static uint64_t tss_hash(const uint64_t s[2], const uint64_t d[2], uint8_t proto
 	return hash_mix64(h ^ ((uint64_t)proto << 32 | (uint64_t)sport << 16 | dport));
 }
 
-static bool is_exact(uint16_t lo, uint16_t hi) { return lo == hi; }
-static bool is_any(uint16_t lo, uint16_t hi) { return lo == 0 && hi == 0xffff; }
+/* A port range as aligned blocks: out[i] = value, masks[i] = prefix mask.
+ * Returns the number of blocks (1 for any or a single port). */
+struct pblock {
+	uint16_t value, mask;
+};
 
-static bool tuple_same(const struct tuple *t, const struct crule *r)
+static uint32_t port_blocks(uint16_t lo, uint16_t hi, struct pblock *out)
 {
-	return t->smask[0] == r->smask[0] && t->smask[1] == r->smask[1] && t->dmask[0] == r->dmask[0] &&
-	       t->dmask[1] == r->dmask[1] && t->proto_wild == (r->proto == 0) &&
-	       t->sport_exact == is_exact(r->sp_lo, r->sp_hi) && t->dport_exact == is_exact(r->dp_lo, r->dp_hi);
+	uint32_t n = 0, v = lo;
+	while (v <= hi) {
+		/* the largest aligned block starting at v that ends within hi */
+		uint32_t size = 1;
+		while (size < 65536 && (v & (size * 2 - 1)) == 0 && v + size * 2 - 1 <= hi)
+			size *= 2;
+		out[n].value = (uint16_t)v;
+		out[n].mask = (uint16_t)(0xffffu & ~(size - 1));
+		n++;
+		v += size;
+	}
+	return n;
 }
 
-static void tuple_put(struct tuple *t, const struct crule *r)
+/* One TSS entry of a rule: the rule with one source and one destination
+ * port block. */
+struct xrule {
+	const struct crule *r;
+	struct pblock sp, dp;
+};
+
+static bool tuple_same(const struct tuple *t, const struct xrule *x)
 {
+	const struct crule *r = x->r;
+	return t->smask[0] == r->smask[0] && t->smask[1] == r->smask[1] && t->dmask[0] == r->dmask[0] &&
+	       t->dmask[1] == r->dmask[1] && t->proto_wild == (r->proto == 0) && t->sport_mask == x->sp.mask &&
+	       t->dport_mask == x->dp.mask;
+}
+
+static void tuple_put(struct tuple *t, const struct xrule *xr)
+{
+	const struct crule *r = xr->r;
 	struct tss_ent e = {0};
 	e.s[0] = r->src[0];
 	e.s[1] = r->src[1];
 	e.d[0] = r->dst[0];
 	e.d[1] = r->dst[1];
 	e.proto = r->proto;
-	e.sport = t->sport_exact ? r->sp_lo : 0;
-	e.dport = t->dport_exact ? r->dp_lo : 0;
+	e.sport = xr->sp.value;
+	e.dport = xr->dp.value;
 	e.used = 1;
 	e.rule = r->rule;
 	e.rank = r->rank;
@@ -192,7 +225,7 @@ static void tuple_put(struct tuple *t, const struct crule *r)
 		if (x->s[0] == e.s[0] && x->s[1] == e.s[1] && x->d[0] == e.d[0] && x->d[1] == e.d[1] &&
 		    x->proto == e.proto && x->sport == e.sport && x->dport == e.dport) {
 			if (e.rank < x->rank)
-				*x = e; /* rules are inserted in rank order: not reached */
+				*x = e; /* the best rank per key */
 			return;
 		}
 	}
@@ -206,8 +239,8 @@ static const struct tss_ent *tuple_find(const struct tuple *t, const struct flow
 	uint64_t s[2] = {ks[0] & t->smask[0], ks[1] & t->smask[1]};
 	uint64_t d[2] = {kd[0] & t->dmask[0], kd[1] & t->dmask[1]};
 	uint8_t proto = t->proto_wild ? 0 : k->proto;
-	uint16_t sport = t->sport_exact ? k->sport : 0;
-	uint16_t dport = t->dport_exact ? k->dport : 0;
+	uint16_t sport = k->sport & t->sport_mask;
+	uint16_t dport = k->dport & t->dport_mask;
 	for (uint32_t i = (uint32_t)tss_hash(s, d, proto, sport, dport) & t->mask;; i = (i + 1) & t->mask) {
 		const struct tss_ent *x = &t->tab[i];
 		if (!x->used)
@@ -250,38 +283,66 @@ static bool cset_build(struct cset *s, const struct topology *t, uint16_t *ids, 
 		s->n_lin = n;
 		return true;
 	}
-	/* TSS: pass 1 assigns tuples and counts, pass 2 fills tables */
-	uint32_t *tup_of = calloc(n, sizeof(*tup_of));
-	s->tuples = calloc(n, sizeof(*s->tuples));
+	/* TSS: every rule cut into its port blocks (or kept in the list when
+	 * that would make too many); pass 1 assigns tuples and counts, pass 2
+	 * fills the tables */
+	struct xrule *xs = NULL;
+	uint32_t n_x = 0, cap_x = 0;
+	s->tuples = NULL;
 	s->lin = calloc(n, sizeof(*s->lin));
-	if (!tup_of || !s->tuples || !s->lin) {
-		free(tup_of);
+	if (!s->lin) {
 		free(all);
 		return false;
 	}
 	for (uint32_t i = 0; i < n; i++) {
 		const struct crule *r = &all[i];
-		bool sp_ok = is_exact(r->sp_lo, r->sp_hi) || is_any(r->sp_lo, r->sp_hi);
-		bool dp_ok = is_exact(r->dp_lo, r->dp_hi) || is_any(r->dp_lo, r->dp_hi);
-		if (!sp_ok || !dp_ok) {
+		struct pblock sb[32], db[32];
+		uint32_t ns = port_blocks(r->sp_lo, r->sp_hi, sb), nd = port_blocks(r->dp_lo, r->dp_hi, db);
+		if (ns * nd > CLS_EXPAND_MAX) {
 			s->lin[s->n_lin++] = *r;
-			tup_of[i] = UINT32_MAX;
 			continue;
 		}
+		if (n_x + ns * nd > cap_x) {
+			uint32_t nc = cap_x ? cap_x * 2 : 1024;
+			while (nc < n_x + ns * nd)
+				nc *= 2;
+			struct xrule *g = realloc(xs, nc * sizeof(*xs));
+			if (!g) {
+				free(xs);
+				free(all);
+				return false;
+			}
+			xs = g;
+			cap_x = nc;
+		}
+		for (uint32_t a = 0; a < ns; a++)
+			for (uint32_t b = 0; b < nd; b++)
+				xs[n_x++] = (struct xrule){r, sb[a], db[b]};
+	}
+	uint32_t *tup_of = calloc(n_x + 1u, sizeof(*tup_of));
+	s->tuples = calloc(n_x + 1u, sizeof(*s->tuples));
+	if (!tup_of || !s->tuples) {
+		free(tup_of);
+		free(xs);
+		free(all);
+		return false;
+	}
+	for (uint32_t i = 0; i < n_x; i++) {
+		const struct xrule *x = &xs[i];
 		uint32_t j;
 		/* tuples are few in practice; a linear search keeps build simple */
 		for (j = 0; j < s->n_tuples; j++)
-			if (tuple_same(&s->tuples[j], r))
+			if (tuple_same(&s->tuples[j], x))
 				break;
 		if (j == s->n_tuples) {
 			struct tuple *tp = &s->tuples[s->n_tuples++];
-			memcpy(tp->smask, r->smask, sizeof(tp->smask));
-			memcpy(tp->dmask, r->dmask, sizeof(tp->dmask));
-			tp->proto_wild = r->proto == 0;
-			tp->sport_exact = is_exact(r->sp_lo, r->sp_hi);
-			tp->dport_exact = is_exact(r->dp_lo, r->dp_hi);
-			tp->need_l4 = r->need_l4;
-			tp->best_rank = r->rank; /* first rule seen has the best rank */
+			memcpy(tp->smask, x->r->smask, sizeof(tp->smask));
+			memcpy(tp->dmask, x->r->dmask, sizeof(tp->dmask));
+			tp->proto_wild = x->r->proto == 0;
+			tp->sport_mask = x->sp.mask;
+			tp->dport_mask = x->dp.mask;
+			tp->need_l4 = x->r->need_l4;
+			tp->best_rank = x->r->rank; /* entries come in rank order */
 		}
 		s->tuples[j].n++;
 		tup_of[i] = j;
@@ -295,14 +356,15 @@ static bool cset_build(struct cset *s, const struct topology *t, uint16_t *ids, 
 		tp->mask = cap - 1;
 		if (!tp->tab) {
 			free(tup_of);
+			free(xs);
 			free(all);
 			return false;
 		}
 	}
-	for (uint32_t i = 0; i < n; i++)
-		if (tup_of[i] != UINT32_MAX)
-			tuple_put(&s->tuples[tup_of[i]], &all[i]);
+	for (uint32_t i = 0; i < n_x; i++)
+		tuple_put(&s->tuples[tup_of[i]], &xs[i]);
 	free(tup_of);
+	free(xs);
 	free(all);
 	if (s->n_tuples > 1)
 		qsort(s->tuples, s->n_tuples, sizeof(*s->tuples), tuple_rank_cmp);
@@ -515,4 +577,12 @@ uint16_t classifier_lookup(const struct classifier *c, uint16_t guest, bool ingr
 	if (s == UINT32_MAX)
 		return CLS_NO_RULE;
 	return cset_lookup(&c->sets[s], k);
+}
+
+uint32_t classifier_point_rules(const struct classifier *c, uint16_t guest, bool ingress)
+{
+	if (!c || guest >= c->n_guests)
+		return 0;
+	uint32_t s = c->point_set[(uint32_t)guest * 2 + (ingress ? 1 : 0)];
+	return s == UINT32_MAX ? 0 : c->sets[s].n;
 }

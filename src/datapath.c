@@ -409,10 +409,13 @@ static void stage_classify(struct datapath *dp, struct pkt **v, uint32_t n)
 	int dirs[BATCH_MAX];
 	uint64_t h[BATCH_MAX], lh[BATCH_MAX];
 	uint32_t k = 0;
-	/* the flow cache first: an established flow skips the rules and the table */
+	/* the flow cache first where the rules are many: an established flow
+	 * skips the rule lookup and the table (with a few rules, the rules in
+	 * cache are cheaper than the cache's hash) */
 	for (uint32_t i = 0; i < n; i++) {
 		const struct pkt *p = v[i];
-		if (p->key.is_ip && hc->guest_rules[p->key.zone / 2]) {
+		h[i] = 0;
+		if (hc->rules_many && p->key.is_ip && (hc->guest_rules[p->key.zone / 2] & HC_RULES_MANY)) {
 			h[i] = flow_key_hash(&p->key);
 			flowcache_prefetch(&dp->fc, h[i]);
 		}
@@ -428,7 +431,7 @@ static void stage_classify(struct datapath *dp, struct pkt **v, uint32_t n)
 			continue;
 		}
 		int dir;
-		struct conn *c = flowcache_lookup(&dp->fc, &p->key, h[i], &dir);
+		struct conn *c = h[i] ? flowcache_lookup(&dp->fc, &p->key, h[i], &dir) : NULL;
 		if (c) {
 			classify_one(dp, p, c, dir, CLS_NO_RULE);
 			continue;
@@ -454,7 +457,7 @@ static void stage_classify(struct datapath *dp, struct pkt **v, uint32_t n)
 		return;
 	conntrack_lookup_batch(dp->ct, keys, k, conns, dirs);
 	for (uint32_t i = 0; i < k; i++) {
-		if (conns[i])
+		if (conns[i] && lh[i])
 			flowcache_insert(&dp->fc, lh[i], conns[i], dirs[i]);
 		classify_one(dp, look[i], conns[i], dirs[i], rules[i]);
 	}
@@ -917,26 +920,18 @@ void dp_destroy(struct datapath *dp)
 struct remap_ctx {
 	struct datapath *dp;
 	const struct hostcfg *old, *new;
+	const uint16_t *rule_map; /* old rule index -> new, by name */
 	struct conn *dead[256];
 	uint32_t n_dead;
 	bool more;
 };
-
-static uint16_t rule_by_name(const struct topology *t, const char *name)
-{
-	for (uint16_t i = 0; i < t->n_rules; i++)
-		if (strcmp(t->rules[i].name, name) == 0)
-			return i;
-	return TOPO_NO_INDEX;
-}
 
 static bool remap_conn(struct conn *c, void *arg)
 {
 	struct remap_ctx *r = arg;
 	bool rev;
 	const struct path *p = path_by_spi(r->new->ps, c->spi_fwd, &rev);
-	uint16_t rule = c->rule < r->old->topo->n_rules
-		? rule_by_name(r->new->topo, r->old->topo->rules[c->rule].name) : TOPO_NO_INDEX;
+	uint16_t rule = c->rule < r->old->topo->n_rules ? r->rule_map[c->rule] : TOPO_NO_INDEX;
 	if (p && !rev && c->rule == CLS_NO_RULE) /* a NAT alias: kept with its path */
 		return true;
 	if (p && !rev && rule != TOPO_NO_INDEX) {
@@ -957,7 +952,10 @@ bool dp_set_config(struct datapath *dp, struct hostcfg *hc)
 	dp_flush(dp);
 	const struct hostcfg *old = dp->hc;
 	/* flows on paths that no longer exist are classified again */
-	struct remap_ctx r = {.dp = dp, .old = old, .new = hc};
+	uint16_t *map = topology_rule_map(old->topo, hc->topo);
+	if (!map)
+		return false;
+	struct remap_ctx r = {.dp = dp, .old = old, .new = hc, .rule_map = map};
 	do {
 		r.n_dead = 0;
 		r.more = false;
@@ -965,6 +963,7 @@ bool dp_set_config(struct datapath *dp, struct hostcfg *hc)
 		for (uint32_t i = 0; i < r.n_dead; i++)
 			conntrack_delete(dp->ct, r.dead[i]);
 	} while (r.more);
+	free(map);
 	if (!alloc_config_arrays(dp, hc))
 		return false;
 	flowcache_clear(&dp->fc); /* only hints, but cheap to start afresh */

@@ -22,6 +22,7 @@
 #include "topology.h"
 
 #define PORT_NONE 0xffff
+#define HC_RULES_MANY 4
 #define HC_NSH_TMPL 32          /* bytes per template: 30 used, [31] = 1 when present */
 #define HC_NSH_TMPL_LEN 30
 #define HC_NSH_TMPL_SI 21       /* offset of the SI to patch */
@@ -55,7 +56,9 @@ struct hostcfg {
 	struct hc_port *ports;
 	uint16_t *guest_port;    /* [n_guests]: local port id or PORT_NONE */
 	uint16_t (*node_port)[2];/* [n_nodes]: local port ids ([0] single/in, [1] out) */
-	uint8_t *guest_rules;    /* [n_guests]: bit 0 rules at egress, bit 1 rules at ingress */
+	uint8_t *guest_rules;    /* [n_guests]: bit 0 rules at egress, bit 1 rules at ingress,
+				  * bit 2 HC_RULES_MANY: a point has more than a short scan's worth */
+	bool rules_many;         /* some guest has HC_RULES_MANY */
 
 	/* hosts joined by Geneve */
 	uint16_t n_peers;

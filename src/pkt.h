@@ -79,7 +79,9 @@ struct pkt {
 	struct pkt_layout lay;
 	struct flow_key key;
 	struct sp_meta md;
-	uint8_t buf[PKT_HEADROOM + PKT_DATA_ROOM];
+	/* cache-line aligned, so that a frame at the default headroom starts
+	 * a cache line (its headers in one line, not two) */
+	_Alignas(64) uint8_t buf[PKT_HEADROOM + PKT_DATA_ROOM];
 };
 
 #define PKT_F_PARSED (1u << 0)

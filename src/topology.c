@@ -15,6 +15,7 @@
 #include <yaml.h>
 
 #define TOPO_MAX_ITEMS 1024
+#define TOPO_MAX_RULES 65000 /* rule indices are 16-bit, 0xffff = none */
 #define TOPO_MAX_FILE (16u << 20)
 #define TOPO_MAX_DEPTH 64 /* a valid file nests 5 deep */
 
@@ -1093,6 +1094,65 @@ static void parse_match(struct ctx *c, yaml_node_t *m, const char *label, struct
 	}
 }
 
+/* Rule names: an open-addressing set of rule indices by name hash, so
+ * that 10k rules are checked for duplicates (and mapped on reload) in
+ * linear time. */
+struct name_set {
+	uint32_t mask;
+	uint16_t *slot; /* rule index + 1; 0 = empty */
+};
+
+static uint32_t name_hash(const char *s)
+{
+	uint32_t h = 2166136261u;
+	for (; *s; s++)
+		h = (h ^ (uint8_t)*s) * 16777619u;
+	return h;
+}
+
+static bool name_set_init(struct name_set *ns, size_t n)
+{
+	uint32_t size = 16;
+	while (size < 2 * n)
+		size <<= 1;
+	ns->mask = size - 1;
+	ns->slot = calloc(size, sizeof(*ns->slot));
+	return ns->slot != NULL;
+}
+
+/* The index of a rule named like rules[i] already in the set, else adds i
+ * and returns TOPO_NO_INDEX. With add false, only looks name up. */
+static uint16_t name_set_find(struct name_set *ns, const struct topo_rule *rules, const char *name, uint16_t i,
+			      bool add)
+{
+	for (uint32_t k = name_hash(name) & ns->mask;; k = (k + 1) & ns->mask) {
+		uint16_t v = ns->slot[k];
+		if (!v) {
+			if (add)
+				ns->slot[k] = (uint16_t)(i + 1);
+			return TOPO_NO_INDEX;
+		}
+		if (!strcmp(rules[v - 1].name, name))
+			return (uint16_t)(v - 1);
+	}
+}
+
+uint16_t *topology_rule_map(const struct topology *from, const struct topology *to)
+{
+	uint16_t *map = calloc(from->n_rules + 1u, sizeof(*map));
+	struct name_set ns;
+	if (!map || !name_set_init(&ns, to->n_rules)) {
+		free(map);
+		return NULL;
+	}
+	for (uint16_t i = 0; i < to->n_rules; i++)
+		name_set_find(&ns, to->rules, to->rules[i].name, i, true);
+	for (uint16_t i = 0; i < from->n_rules; i++)
+		map[i] = name_set_find(&ns, to->rules, from->rules[i].name, 0, false);
+	free(ns.slot);
+	return map;
+}
+
 static void parse_rules(struct ctx *c, yaml_node_t *list)
 {
 	struct topology *t = c->t;
@@ -1100,7 +1160,9 @@ static void parse_rules(struct ctx *c, yaml_node_t *list)
 	if (!n)
 		return;
 	t->rules = calloc(n, sizeof(*t->rules));
-	if (!t->rules) {
+	struct name_set names = {0, NULL};
+	if (!t->rules || !name_set_init(&names, n)) {
+		free(names.slot);
 		c->oom = true;
 		return;
 	}
@@ -1122,11 +1184,10 @@ static void parse_rules(struct ctx *c, yaml_node_t *list)
 		if (!v[K_NAME])
 			missing(c, m, l.s, "name");
 		else if (get_name(c, v[K_NAME], l.s, "name", r->name)) {
-			for (uint16_t j = 0; j < t->n_rules; j++)
-				if (!strcmp(t->rules[j].name, r->name))
-					ERR(c, node_line(v[K_NAME]),
-					    "duplicate rule name '%s' (also at line %d)", r->name,
-					    t->rules[j].line);
+			uint16_t j = name_set_find(&names, t->rules, r->name, t->n_rules, true);
+			if (j != TOPO_NO_INDEX)
+				ERR(c, node_line(v[K_NAME]), "duplicate rule name '%s' (also at line %d)", r->name,
+				    t->rules[j].line);
 		}
 		yaml_node_t *al = v[K_APPLIED];
 		if (!al) {
@@ -1229,6 +1290,7 @@ static void parse_rules(struct ctx *c, yaml_node_t *list)
 		if (r->name[0])
 			t->n_rules++;
 	}
+	free(names.slot);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1254,7 +1316,7 @@ static void parse_root(struct ctx *c, yaml_node_t *root)
 	if (c->oom)
 		return;
 	parse_chains(c, get_list(c, v[K_CHAINS], "chains", TOPO_MAX_ITEMS));
-	parse_rules(c, get_list(c, v[K_RULES], "rules", TOPO_MAX_ITEMS));
+	parse_rules(c, get_list(c, v[K_RULES], "rules", TOPO_MAX_RULES));
 }
 
 static int offset_line(const char *text, size_t len, size_t off)

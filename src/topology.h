@@ -140,6 +140,11 @@ uint16_t topology_node_index(const struct topology *t, const char *name);
 uint16_t topology_chain_index(const struct topology *t, const char *name);
 uint16_t topology_service_index(const struct topology *t, const char *name);
 
+/* For each rule of `from`, the index of the rule of the same name in `to`
+ * (TOPO_NO_INDEX if none): an array of from->n_rules to free(). NULL
+ * when out of memory. */
+uint16_t *topology_rule_map(const struct topology *from, const struct topology *to);
+
 const char *svc_mode_name(enum svc_mode m);
 
 #endif

@@ -268,7 +268,9 @@ static const uint16_t port_pool[] = {53, 80, 443, 1000, 1001, 1002, 1003, 1004, 
 
 static struct port_range rand_ports(void)
 {
-	switch (rnd(4)) {
+	switch (rnd(5)) {
+	case 4: /* wide, unaligned: many blocks; two of them exceed the expansion cap */
+		return (struct port_range){(uint16_t)rnd(500), (uint16_t)(1000 + rnd(2000))};
 	case 0: {
 		uint16_t lo = (uint16_t)(1000 + rnd(4));
 		return (struct port_range){lo, (uint16_t)(lo + rnd(3))};

@@ -421,6 +421,60 @@ static void test_rules_at_both_ends(void **state)
 	memhost_destroy(m);
 }
 
+/* With many rules at a point (more than a short scan), established flows
+ * are found in the flow cache in front of the rules and the table; a
+ * reload that removes their rule leaves no stale decision behind. */
+static void test_flow_cache(void **state)
+{
+	(void)state;
+	enum { EXTRA = 40, FLOWS = 16 };
+	char *y = malloc(64 * 1024), *y2 = malloc(64 * 1024);
+	assert_non_null(y);
+	assert_non_null(y2);
+	size_t off = (size_t)snprintf(y, 64 * 1024, "%s", TOPO);
+	for (int i = 0; i < EXTRA; i++)
+		off += (size_t)snprintf(y + off, 64 * 1024 - off,
+					"  - { name: x%d, applied_to: [vm1], direction: egress, priority: 300, "
+					"match: { proto: tcp, dst: 10.9.%d.0/24, dst_port: %d }, action: redirect, chain: inspect }\n",
+					i, i, 1000 + i);
+	/* the same without `web`: port 80 from vm1 matches nothing any more */
+	const char *web = strstr(y, "  - { name: web,");
+	const char *web_end = strchr(web, '\n') + 1;
+	snprintf(y2, 64 * 1024, "%.*s%s", (int)(web - y), y, web_end);
+	struct memhost *m = memhost_create(y, "h1", 4096);
+	assert_non_null(m);
+	uint16_t p1 = hostcfg_port_by_ifname(memhost_cfg(m), "vm1p");
+	uint16_t fw1 = topology_node_index(memhost_cfg(m)->topo, "fw1"), fw2 = topology_node_index(memhost_cfg(m)->topo, "fw2");
+	uint8_t f[1600];
+	const uint8_t *fr[1] = {f};
+	for (int round = 0; round < 4; round++)
+		for (int i = 0; i < FLOWS; i++) {
+			uint32_t len = build(f, MAC2, MAC1, 1, 2, IPPROTO_TCP, (uint16_t)(30000 + i), 80, round ? 0x10 : 0x02, 10);
+			uint64_t seen = memhost_node_seen(m, fw1) + memhost_node_seen(m, fw2);
+			assert_true(memhost_rx(m, p1, fr, &len, 1));
+			assert_int_equal(memhost_node_seen(m, fw1) + memhost_node_seen(m, fw2), seen + 1); /* through the chain */
+		}
+	const struct flowcache *fc = &memhost_dp(m)->fc;
+	/* round 0 creates the connections, round 1 finds them in the table
+	 * and caches them, rounds 2 and 3 hit the cache */
+	assert_true(fc->hits >= 2 * FLOWS);
+	assert_true(memhost_reload(m, y2));
+	fw1 = topology_node_index(memhost_cfg(m)->topo, "fw1");
+	fw2 = topology_node_index(memhost_cfg(m)->topo, "fw2");
+	uint16_t p2 = hostcfg_port_by_ifname(memhost_cfg(m), "vm2p");
+	p1 = hostcfg_port_by_ifname(memhost_cfg(m), "vm1p");
+	for (int i = 0; i < FLOWS; i++) {
+		uint32_t len = build(f, MAC2, MAC1, 1, 2, IPPROTO_TCP, (uint16_t)(30000 + i), 80, 0x10, 10);
+		uint64_t seen = memhost_node_seen(m, fw1) + memhost_node_seen(m, fw2), got = memhost_delivered(m, p2);
+		assert_true(memhost_rx(m, p1, fr, &len, 1));
+		assert_int_equal(memhost_node_seen(m, fw1) + memhost_node_seen(m, fw2), seen); /* not any more */
+		assert_int_equal(memhost_delivered(m, p2), got + 1);
+	}
+	memhost_destroy(m);
+	free(y);
+	free(y2);
+}
+
 /* Two workers (as detourd runs them, steer.h): frames arrive at either
  * one, whatever the flow, and each flow is handled by its owner, both
  * directions, through the chain; the other worker keeps no state of it. */
@@ -479,6 +533,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_two_workers),
+		cmocka_unit_test(test_flow_cache),
 		cmocka_unit_test(test_switching_no_rule),
 		cmocka_unit_test(test_broadcast_floods),
 		cmocka_unit_test(test_chain_both_directions),

@@ -138,7 +138,9 @@ static uint32_t build_tcp(uint8_t *f, const uint8_t *dmac, const uint8_t *smac, 
 	for (size_t i = 0; i < payload; i++)
 		l4[20 + i] = (uint8_t)(i * 13 + 1);
 	uint32_t len = (uint32_t)(14 + 40 + payload);
-	struct pkt *p = calloc(1, sizeof(*p));
+	struct pkt *p = aligned_alloc(_Alignof(struct pkt), sizeof(*p));
+	assert_non_null(p);
+	memset(p, 0, sizeof(*p));
 	assert_non_null(p);
 	pkt_reset(p);
 	memcpy(p->data, f, len);
@@ -168,7 +170,9 @@ static bool tcp4_csum_ok(const uint8_t *f, uint32_t len)
 /* A received frame in a new buffer, parsed. */
 static struct pkt *rx(const uint8_t *f, uint32_t len, uint16_t in_port)
 {
-	struct pkt *p = calloc(1, sizeof(*p));
+	struct pkt *p = aligned_alloc(_Alignof(struct pkt), sizeof(*p));
+	assert_non_null(p);
+	memset(p, 0, sizeof(*p));
 	assert_non_null(p);
 	pkt_reset(p);
 	assert_true(len <= PKT_DATA_ROOM);

@@ -37,8 +37,9 @@ struct io_opts {
 	bool no_qdisc_bypass;     /* default: PACKET_QDISC_BYPASS on TX */
 	/* AF_PACKET only: one socket per worker, the kernel spreading received
 	 * frames over them by a direction-independent flow hash */
-	bool fanout;              /* join a PACKET_FANOUT_HASH group ... */
+	bool fanout;              /* join a PACKET_FANOUT group ... */
 	uint16_t fanout_id;       /* ... this one (0: a new group with a unique id) */
+	uint16_t fanout_workers;  /* sockets in the group: each gets the flows it owns (steer.h) */
 	/* AF_XDP only (zero = default) */
 	bool xdp_one_queue;       /* bind only xdp_queue; default: every RX queue of the interface */
 	uint16_t xdp_queue;       /* the queue bound when xdp_one_queue */
@@ -83,6 +84,9 @@ struct io_port *io_open_afpacket(const char *ifname, const struct io_opts *o, ch
 /* The PACKET_FANOUT group an AF_PACKET port joined (opts.fanout), for the
  * other workers' sockets to join; 0 if none. */
 uint16_t io_fanout_id(const struct io_port *p);
+/* Does the port's fanout group spread flows by their owner (the eBPF
+ * program), rather than by the kernel's own hash? */
+bool io_fanout_steered(const struct io_port *p);
 
 /* Open an AF_XDP port on ifname (NULL o = defaults): one UMEM shared by
  * one AF_XDP socket (copy mode) per bound RX queue (every queue, one

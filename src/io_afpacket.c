@@ -12,9 +12,28 @@
  * mmap TX ring; a burst fills frames and kicks the kernel with one
  * sendto(). PACKET_QDISC_BYPASS, PACKET_LOSS (bad frames are skipped).
  *
- * Owns: both sockets and rings. Must not: change interface settings other
- * than IFF_UP and promiscuous membership (which dies with the socket). */
+ * Several workers: each opens its own port on the interface and the RX
+ * sockets join one PACKET_FANOUT group. The group runs the eBPF program
+ * bpf/fanout_steer.c (embedded; loaded once per process), which hands
+ * each worker the frames of the flows it owns (steer.h); where it cannot
+ * be loaded, the kernel's symmetric flow hash (PACKET_FANOUT_HASH) does,
+ * and the workers hand frames over among themselves.
+ *
+ * Owns: both sockets and rings, the fanout program. Must not: change
+ * interface settings other than IFF_UP and promiscuous membership (which
+ * dies with the socket). */
 #include "io_int.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <pthread.h>
+
+#if __has_include("../build/bpf/fanout_steer.h")
+#include "../build/bpf/fanout_steer.h"
+#define HAVE_FANOUT_PROG 1
+#else
+#define HAVE_FANOUT_PROG 0
+#endif
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -43,6 +62,7 @@ struct afp_port {
 	uint32_t cur_left;  /* frames left in the current block */
 	bool vnet;          /* frames carry a virtio-net header (PACKET_VNET_HDR) */
 	uint16_t fanout_id; /* PACKET_FANOUT group joined; 0 = none */
+	bool fanout_steered; /* ... run by fanout_steer.c (else the kernel's hash) */
 	/* TX (TPACKET_V2) */
 	int tx_fd;
 	uint8_t *tx_ring;
@@ -221,6 +241,49 @@ static const struct io_ops afp_ops = {
 
 static bool is_pow2(uint32_t v) { return v && !(v & (v - 1)); }
 
+/* The fanout program for n workers, loaded once per process (the number
+ * of workers is the same for every port); -1 when it cannot be had. */
+static int libbpf_silent(enum libbpf_print_level l, const char *f, va_list ap)
+{
+	(void)l, (void)f, (void)ap;
+	return 0;
+}
+
+static int fanout_prog(uint16_t n)
+{
+#if HAVE_FANOUT_PROG
+	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+	static struct bpf_object *obj;
+	static int prog_fd = -1, map_fd = -1;
+	static bool tried;
+	if (n < 2)
+		return -1;
+	pthread_mutex_lock(&lock);
+	if (!tried) {
+		tried = true;
+		libbpf_print_fn_t old = libbpf_set_print(libbpf_silent);
+		LIBBPF_OPTS(bpf_object_open_opts, oo, .object_name = "fanout_steer");
+		obj = bpf_object__open_mem(fanout_steer_bpf_o, fanout_steer_bpf_o_len, &oo);
+		if (obj && bpf_object__load(obj) == 0) {
+			struct bpf_program *p = bpf_object__find_program_by_name(obj, "fanout_steer");
+			struct bpf_map *m = bpf_object__find_map_by_name(obj, "cfg");
+			prog_fd = p ? bpf_program__fd(p) : -1;
+			map_fd = m ? bpf_map__fd(m) : -1;
+		}
+		libbpf_set_print(old);
+	}
+	int fd = -1;
+	uint32_t zero = 0, v = n;
+	if (prog_fd >= 0 && map_fd >= 0 && bpf_map_update_elem(map_fd, &zero, &v, 0) == 0)
+		fd = prog_fd;
+	pthread_mutex_unlock(&lock);
+	return fd;
+#else
+	(void)n;
+	return -1;
+#endif
+}
+
 /* Interface index, MAC, and IFF_UP (set if asked). */
 static int rx_setup(struct afp_port *a, const struct io_opts *o, bool promisc, char *err, size_t errlen)
 {
@@ -270,13 +333,22 @@ static int rx_setup(struct afp_port *a, const struct io_opts *o, bool promisc, c
 		return -1;
 	}
 	if (o->fanout) {
-		/* flows spread over the workers' sockets by a symmetric hash */
-		int arg = (o->fanout_id ? o->fanout_id : 0) | (PACKET_FANOUT_HASH << 16) |
+		/* flows spread over the workers' sockets: by their owner (the
+		 * eBPF program), else by the kernel's symmetric hash */
+		int prog = fanout_prog(o->fanout_workers);
+		int type = prog >= 0 ? PACKET_FANOUT_EBPF : PACKET_FANOUT_HASH;
+		int arg = (o->fanout_id ? o->fanout_id : 0) | (type << 16) |
 			  (o->fanout_id ? 0 : (PACKET_FANOUT_FLAG_UNIQUEID << 16));
 		if (setsockopt(fd, SOL_PACKET, PACKET_FANOUT, &arg, sizeof(arg)) < 0) {
 			set_err(err, errlen, "%s: PACKET_FANOUT: %s", a->port.name, strerror(errno));
 			return -1;
 		}
+		if (prog >= 0 && !o->fanout_id &&
+		    setsockopt(fd, SOL_PACKET, PACKET_FANOUT_DATA, &prog, sizeof(prog)) < 0) {
+			set_err(err, errlen, "%s: PACKET_FANOUT_DATA: %s", a->port.name, strerror(errno));
+			return -1;
+		}
+		a->fanout_steered = prog >= 0;
 		socklen_t len = sizeof(arg);
 		if (getsockopt(fd, SOL_PACKET, PACKET_FANOUT, &arg, &len) < 0) {
 			set_err(err, errlen, "%s: PACKET_FANOUT: %s", a->port.name, strerror(errno));
@@ -388,4 +460,9 @@ struct io_port *io_open_afpacket(const char *ifname, const struct io_opts *o, ch
 uint16_t io_fanout_id(const struct io_port *p)
 {
 	return p && p->kind == IO_KIND_AFPACKET ? ((const struct afp_port *)p)->fanout_id : 0;
+}
+
+bool io_fanout_steered(const struct io_port *p)
+{
+	return p && p->kind == IO_KIND_AFPACKET && ((const struct afp_port *)p)->fanout_steered;
 }

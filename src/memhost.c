@@ -181,9 +181,15 @@ static uint32_t hand_over(struct memhost *m, uint16_t port, struct pkt **b, uint
 		}
 	}
 	for (uint16_t o = 0; o < nw; o++) {
-		if (!n_out[o])
-			continue;
-		uint32_t took = steer_push(m->steer, m->worker, o, out[o], n_out[o]);
+		/* in memory there is no kernel queue to overflow: wait for room,
+		 * running what others handed here meanwhile (they may be waiting
+		 * for room too); after a while, drop as detourd does */
+		uint32_t took = 0;
+		for (int tries = 0; took < n_out[o] && tries < 50000000; tries++) {
+			took += steer_push(m->steer, m->worker, o, out[o] + took, n_out[o] - took);
+			if (took < n_out[o])
+				memhost_poll(m);
+		}
 		m->dp->drops[DROP_STEER_FULL] += n_out[o] - took;
 		pkt_free_bulk(m->dp->pool, out[o] + took, n_out[o] - took);
 	}

@@ -42,9 +42,10 @@ void memhost_keep_frames(struct memhost *m, bool on);
 
 struct steer;
 /* Several memhosts as the workers of one host (steer.h): the frames
- * memhost_rx receives that another worker owns are handed to it (those a
- * full ring refuses are counted as DROP_STEER_FULL); memhost_poll runs
- * those handed to this one and returns how many. */
+ * memhost_rx receives that another worker owns are handed to it (when its
+ * ring is full, memhost_rx runs what was handed here and tries again;
+ * after many tries the rest is dropped as DROP_STEER_FULL); memhost_poll
+ * runs those handed to this one and returns how many. */
 void memhost_set_worker(struct memhost *m, struct steer *s, uint16_t id);
 uint32_t memhost_poll(struct memhost *m);
 

@@ -24,13 +24,48 @@ struct steer {
 #define NAT_WAYS 4
 #define TAG(h) ((h) & ~(uint64_t)0xff ? (h) & ~(uint64_t)0xff : (uint64_t)0x100)
 
+/* One endpoint (address, port): all 128 bits of the address count. */
+static inline uint64_t end_mix(uint64_t hi64, uint64_t lo64, uint16_t port)
+{
+	return hash_mix64(hi64 ^ hash_mix64(lo64 + port));
+}
+
+/* Direction-independent: a function of the two endpoints as a set. */
+static inline uint64_t pair_mix(uint64_t a, uint64_t b, uint8_t proto)
+{
+	uint64_t h = hash_mix64((a + b) ^ ((uint64_t)proto << 56)) ^ (a ^ b);
+	return h ? h : 1;
+}
+
+static inline uint64_t addr_hi(const uint8_t *a) { return (uint64_t)rd32(a) << 32 | rd32(a + 4); }
+static inline uint64_t addr_lo(const uint8_t *a) { return (uint64_t)rd32(a + 8) << 32 | rd32(a + 12); }
+
 uint64_t steer_key_hash(const struct flow_key *k)
 {
-	struct flow_key t = *k;
-	t.zone = 0;
-	t.vni = 0;
-	uint64_t h = flow_key_hash_sym(&t);
-	return h ? h : 1;
+	return pair_mix(end_mix(addr_hi(k->src.b), addr_lo(k->src.b), k->sport),
+			end_mix(addr_hi(k->dst.b), addr_lo(k->dst.b), k->dport), k->proto);
+}
+
+/* Untagged IPv4 TCP/UDP, the common case, without the full parser; NULL
+ * result (0) sends the frame to the general path. Gives what
+ * steer_key_hash gives for the parser's key (fuzz_steer checks it). */
+static uint64_t hash_ipv4_fast(const uint8_t *f, size_t len)
+{
+	if (len < 14 + 20 || rd16(f + 12) != 0x0800)
+		return 0;
+	const uint8_t *ip = f + 14;
+	size_t ihl = (size_t)(ip[0] & 0x0f) * 4;
+	uint8_t proto = ip[9];
+	if ((ip[0] >> 4) != 4 || ihl != 20 || (proto != 6 && proto != 17) || rd16(ip + 2) < 20 + 8 ||
+	    14u + rd16(ip + 2) > len || (rd16(ip + 6) & 0x3fff))
+		return 0; /* options, fragments, short: the parser decides */
+	const uint8_t *l4 = ip + 20;
+	if (len < 14 + 20 + (proto == 6 ? 20u : 8u) || (proto == 6 && rd16(ip + 2) < 40))
+		return 0;
+	/* IPv4-mapped: ::ffff:a.b.c.d */
+	const uint64_t hi = 0, lo_pfx = (uint64_t)0xffff << 32;
+	return pair_mix(end_mix(hi, lo_pfx | rd32(ip + 12), rd16(l4)), end_mix(hi, lo_pfx | rd32(ip + 16), rd16(l4 + 2)),
+			proto);
 }
 
 static uint64_t hash_eth(const uint8_t *f, size_t len, int depth)
@@ -62,8 +97,10 @@ static uint64_t hash_eth(const uint8_t *f, size_t len, int depth)
 
 uint64_t steer_hash(const uint8_t *frame, size_t len, bool geneve)
 {
-	if (!geneve)
-		return hash_eth(frame, len, 0);
+	if (!geneve) {
+		uint64_t h = hash_ipv4_fast(frame, len);
+		return h ? h : hash_eth(frame, len, 0);
+	}
 	struct geneve_info gi;
 	if (geneve_decode(frame, len, &gi) != DROP_NONE || gi.hdr_len > len)
 		return 0;

@@ -86,6 +86,7 @@ static bool open_port(const struct daemon *d, const struct hostcfg *hc, const st
 			log_warn("port %s: AF_XDP not available (%s); using AF_PACKET", hp->ifname, err);
 	}
 	o.fanout = n > 1;
+	o.fanout_workers = n;
 	for (uint16_t w = 0; w < n; w++) {
 		if (!(io[w] = io_open_afpacket(hp->ifname, &o, err, sizeof(err)))) {
 			close_all(io, n);
@@ -96,7 +97,9 @@ static bool open_port(const struct daemon *d, const struct hostcfg *hc, const st
 		if (w == 0 && o.fanout)
 			o.fanout_id = io_fanout_id(io[0]);
 	}
-	log_info("port %s open (AF_PACKET%s)", hp->ifname, n > 1 ? ", fanout over the workers" : "");
+	log_info("port %s open (AF_PACKET%s)", hp->ifname,
+		 n == 1 ? "" : io_fanout_steered(io[0]) ? ", each worker gets its own flows (eBPF fanout)"
+						 : ", fanout by the kernel's hash, workers hand flows over");
 	return true;
 }
 

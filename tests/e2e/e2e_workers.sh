@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # e2e_workers: detourd with two workers. Frames reach a worker by the
-# kernel's choice (PACKET_FANOUT or AF_XDP queue); each flow's state lives
-# on the worker its hash names, so the other one hands frames over. Through
-# the NAT node of nat.yaml (DNAT 8080 -> 80, which changes the flow's hash
-# on the way back from the node) and on the plain guest plane:
+# kernel's choice (PACKET_FANOUT with Detour's eBPF program, which picks
+# the flow's owner; AF_XDP queue); each flow's state lives on the worker
+# its hash names, and a worker hands over what it gets of another's flows
+# (a NAT node changes the hash on the way back). Through the NAT node of
+# nat.yaml (DNAT 8080 -> 80) and on the plain guest plane:
 #  - 24 HTTP connections through the NAT node and 24 direct ones, each
 #    byte for byte, both directions;
 #  - both workers own connections, frames were handed between them;
@@ -45,6 +46,7 @@ print(w[0]["connections"], w[1]["connections"], w[0]["handed_out"], w[1]["handed
       d.get("hand-off to another worker: its ring is full", 0))' "$TMP/stats.json")
 assert "worker 0 owns connections ($c0)" "$c0" -ge 1
 assert "worker 1 owns connections ($c1)" "$c1" -ge 1
-assert "frames were handed between the workers ($h0 + $h1)" "$((h0 + h1))" -ge 1
+assert "frames were handed between the workers (NAT: $h0 + $h1)" "$((h0 + h1))" -ge 1
+check "the ports spread flows by their owner (eBPF fanout)" grep -q "eBPF fanout" "$STATE/h1.log"
 assert "no frame lost to a full hand-off ring ($full)" "$full" -eq 0
 finish

@@ -50,7 +50,7 @@ build/bpf/%.o: bpf/%.c
 	clang -O2 -g -target bpf -I/usr/include/x86_64-linux-gnu -c $< -o $@
 build/bpf/%.h: build/bpf/%.o
 	cd build/bpf && xxd -i -n $*_bpf_o $*.o | sed -e 's/^unsigned char \(.*\)\[\] = {/static const unsigned char \1[] __attribute__((aligned(8))) = {/' -e 's/^unsigned int/static const unsigned int/' > $*.h.tmp && mv $*.h.tmp $*.h
-$(BUILD)/obj/io_afxdp.o $(BUILD)/obj/io_afpacket.o: $(BPF_HDR)
+$(BUILD)/obj/io_afxdp.o $(BUILD)/obj/steer_bpf.o: $(BPF_HDR)
 
 $(LIB): $(LIB_OBJ)
 	@rm -f $@

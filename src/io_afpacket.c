@@ -14,26 +14,16 @@
  *
  * Several workers: each opens its own port on the interface and the RX
  * sockets join one PACKET_FANOUT group. The group runs the eBPF program
- * bpf/fanout_steer.c (embedded; loaded once per process), which hands
- * each worker the frames of the flows it owns (steer.h); where it cannot
+ * bpf/steer.c (steer_bpf.h), which hands
+ * each worker the frames of the flows it owns (steer_bpf.h); where it cannot
  * be loaded, the kernel's symmetric flow hash (PACKET_FANOUT_HASH) does,
  * and the workers hand frames over among themselves.
  *
- * Owns: both sockets and rings, the fanout program. Must not: change
+ * Owns: both sockets and rings. Must not: change
  * interface settings other than IFF_UP and promiscuous membership (which
  * dies with the socket). */
 #include "io_int.h"
-
-#include <bpf/bpf.h>
-#include <bpf/libbpf.h>
-#include <pthread.h>
-
-#if __has_include("../build/bpf/fanout_steer.h")
-#include "../build/bpf/fanout_steer.h"
-#define HAVE_FANOUT_PROG 1
-#else
-#define HAVE_FANOUT_PROG 0
-#endif
+#include "steer_bpf.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -241,49 +231,6 @@ static const struct io_ops afp_ops = {
 
 static bool is_pow2(uint32_t v) { return v && !(v & (v - 1)); }
 
-/* The fanout program for n workers, loaded once per process (the number
- * of workers is the same for every port); -1 when it cannot be had. */
-static int libbpf_silent(enum libbpf_print_level l, const char *f, va_list ap)
-{
-	(void)l, (void)f, (void)ap;
-	return 0;
-}
-
-static int fanout_prog(uint16_t n)
-{
-#if HAVE_FANOUT_PROG
-	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-	static struct bpf_object *obj;
-	static int prog_fd = -1, map_fd = -1;
-	static bool tried;
-	if (n < 2)
-		return -1;
-	pthread_mutex_lock(&lock);
-	if (!tried) {
-		tried = true;
-		libbpf_print_fn_t old = libbpf_set_print(libbpf_silent);
-		LIBBPF_OPTS(bpf_object_open_opts, oo, .object_name = "fanout_steer");
-		obj = bpf_object__open_mem(fanout_steer_bpf_o, fanout_steer_bpf_o_len, &oo);
-		if (obj && bpf_object__load(obj) == 0) {
-			struct bpf_program *p = bpf_object__find_program_by_name(obj, "fanout_steer");
-			struct bpf_map *m = bpf_object__find_map_by_name(obj, "cfg");
-			prog_fd = p ? bpf_program__fd(p) : -1;
-			map_fd = m ? bpf_map__fd(m) : -1;
-		}
-		libbpf_set_print(old);
-	}
-	int fd = -1;
-	uint32_t zero = 0, v = n;
-	if (prog_fd >= 0 && map_fd >= 0 && bpf_map_update_elem(map_fd, &zero, &v, 0) == 0)
-		fd = prog_fd;
-	pthread_mutex_unlock(&lock);
-	return fd;
-#else
-	(void)n;
-	return -1;
-#endif
-}
-
 /* Interface index, MAC, and IFF_UP (set if asked). */
 static int rx_setup(struct afp_port *a, const struct io_opts *o, bool promisc, char *err, size_t errlen)
 {
@@ -335,7 +282,7 @@ static int rx_setup(struct afp_port *a, const struct io_opts *o, bool promisc, c
 	if (o->fanout) {
 		/* flows spread over the workers' sockets: by their owner (the
 		 * eBPF program), else by the kernel's symmetric hash */
-		int prog = fanout_prog(o->fanout_workers);
+		int prog = steer_bpf_prog(STEER_BPF_FANOUT, o->fanout_workers);
 		int type = prog >= 0 ? PACKET_FANOUT_EBPF : PACKET_FANOUT_HASH;
 		int arg = (o->fanout_id ? o->fanout_id : 0) | (type << 16) |
 			  (o->fanout_id ? 0 : (PACKET_FANOUT_FLAG_UNIQUEID << 16));

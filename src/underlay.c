@@ -6,6 +6,7 @@
  * Must not: parse payloads or allocate on the packet path (the peer table
  * is allocated by underlay_set_peers only). */
 #include "underlay.h"
+#include "steer_bpf.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -25,6 +26,7 @@ struct underlay {
 	int tx_fd[UNDERLAY_TX_SOCKS];
 	uint16_t tx_port[UNDERLAY_TX_SOCKS];
 	bool v6;
+	bool steered;       /* SO_REUSEPORT group with the steering program */
 	uint16_t port;
 	struct ipaddr vtep;
 	struct underlay_stats st;
@@ -133,12 +135,13 @@ static uint16_t bound_port(int fd)
 
 struct underlay *underlay_open(const struct ipaddr *vtep, uint16_t port, char *err, size_t errlen)
 {
-	return underlay_open_shared(vtep, port, false, err, errlen);
+	return underlay_open_shared(vtep, port, 0, err, errlen);
 }
 
-struct underlay *underlay_open_shared(const struct ipaddr *vtep, uint16_t port, bool shared, char *err,
+struct underlay *underlay_open_shared(const struct ipaddr *vtep, uint16_t port, uint16_t workers, char *err,
 				      size_t errlen)
 {
+	bool shared = workers > 1;
 	if (!vtep || !port) {
 		set_err(err, errlen, "underlay: %s", "no VTEP address or port");
 		return NULL;
@@ -157,6 +160,12 @@ struct underlay *underlay_open_shared(const struct ipaddr *vtep, uint16_t port, 
 	u->rx_fd = open_sock(vtep, port, u->v6, shared, 4 << 20, err, errlen);
 	if (u->rx_fd < 0)
 		goto fail;
+	if (shared) {
+		/* the group's sockets in worker order: the program names the owner */
+		int prog = steer_bpf_prog(STEER_BPF_REUSEPORT, workers);
+		u->steered = prog >= 0 &&
+			     setsockopt(u->rx_fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_EBPF, &prog, sizeof(prog)) == 0;
+	}
 	for (int i = 0; i < UNDERLAY_TX_SOCKS; i++) {
 		/* small receive buffer: nothing is expected on these ports */
 		u->tx_fd[i] = open_sock(vtep, 0, u->v6, false, 1 << 20, err, errlen);
@@ -464,4 +473,9 @@ bool underlay_peer_stats(const struct underlay *u, uint32_t i, struct underlay_p
 		return false;
 	*out = u->peers[i];
 	return true;
+}
+
+bool underlay_steered(const struct underlay *u)
+{
+	return u && u->steered;
 }

@@ -47,11 +47,15 @@ struct underlay_peer_stats {
 /* Open the sockets on vtep (IPv4-mapped or IPv6) and port (GENEVE_PORT).
  * NULL with a message in err on failure. The allow-list starts empty. */
 struct underlay *underlay_open(const struct ipaddr *vtep, uint16_t port, char *err, size_t errlen);
-/* The same, and with shared set the receive socket joins a SO_REUSEPORT
- * group: one underlay per worker thread, the kernel spreading datagrams
- * over them by their addresses and ports. */
-struct underlay *underlay_open_shared(const struct ipaddr *vtep, uint16_t port, bool shared, char *err,
+/* The same for one of `workers` (> 1) worker threads, each with an
+ * underlay of its own, opened in worker order: the receive sockets form
+ * a SO_REUSEPORT group whose eBPF program (steer_bpf.h) gives every
+ * datagram to the worker that owns its inner flow (the kernel's hash of
+ * the outer addresses where the program cannot be loaded). */
+struct underlay *underlay_open_shared(const struct ipaddr *vtep, uint16_t port, uint16_t workers, char *err,
 				      size_t errlen);
+/* Does the group pick the owner worker (the program is attached)? */
+bool underlay_steered(const struct underlay *u);
 void underlay_close(struct underlay *u);
 
 /* The receive socket (poll it for POLLIN). */

@@ -212,7 +212,7 @@ static void open_underlay(struct daemon *d, struct dconf *c, bool quiet)
 			c->ul[w] = o->ul[w];
 			continue;
 		}
-		c->ul[w] = underlay_open_shared(&c->hc->vtep, GENEVE_PORT, d->n_workers > 1, err, sizeof(err));
+		c->ul[w] = underlay_open_shared(&c->hc->vtep, GENEVE_PORT, d->n_workers, err, sizeof(err));
 		if (!c->ul[w]) {
 			for (uint16_t k = 0; k < w; k++)
 				if (!o || c->ul[k] != o->ul[k])
@@ -224,7 +224,9 @@ static void open_underlay(struct daemon *d, struct dconf *c, bool quiet)
 		}
 	}
 	if (!o || !o->ul[0] || o->ul[0] != c->ul[0])
-		log_info("underlay on %s port %u", vtep, GENEVE_PORT);
+		log_info("underlay on %s port %u%s", vtep, GENEVE_PORT,
+			 d->n_workers == 1 ? "" : underlay_steered(c->ul[0]) ? ", each worker gets its own flows (eBPF)"
+									 : ", workers hand flows over");
 }
 
 /* Once a second, or when a worker saw an error on a port: close ports

@@ -19,7 +19,8 @@ CTL=$BIN/detourctl
 SN_BIN=$BIN/detour-sn
 TOPO=$E2E_DIR/topo
 PY=/usr/bin/python3 # scapy imports only under the system python
-TEST_NAME=$(basename "$0" .sh)${E2E_IO:+ ($E2E_IO)}${E2E_WORKERS:+ (${E2E_WORKERS} workers)}
+TEST_NAME=$(basename "$0" .sh)${E2E_IO:+ ($E2E_IO)}${E2E_WORKERS:+ (${E2E_WORKERS} worker$([ "$E2E_WORKERS" = 1 ] || echo s))}
+case $BIN in *build-asan*) TEST_NAME="$TEST_NAME (asan)" ;; esac
 # E2E_WORKERS=N: every detourd of the lab runs --workers N (default: one per CPU)
 if [ -n "${E2E_WORKERS:-}" ]; then
 	export DETOUR_LAB_WORKERS=$E2E_WORKERS

@@ -22,6 +22,8 @@
 
 #include "tunnel.h"
 #include "underlay.h"
+#include "steer.h"
+#include "wire.h"
 
 #define CLS DETOUR_MD_CLASS_DEFAULT
 #define SP_VNI 0x00abcdef
@@ -714,6 +716,78 @@ static void test_underlay_spreading(void **state)
 	underlay_close(u1);
 }
 
+/* Two workers' underlays on one VTEP (a SO_REUSEPORT group): the eBPF
+ * program gives every datagram, guest plane or service plane, to the
+ * worker steer.h names as the owner of its inner flow. */
+static void test_underlay_workers(void **state)
+{
+	(void)state;
+	NEED_NETNS();
+	char err[200] = "";
+	struct ipaddr here = A("127.0.0.3"), peer = A("127.0.0.1");
+	struct underlay *w[2];
+	for (int i = 0; i < 2; i++) {
+		w[i] = underlay_open_shared(&here, GENEVE_PORT, 2, err, sizeof(err));
+		if (!w[i])
+			fail_msg("underlay_open_shared: %s", err);
+		assert_true(underlay_set_peers(w[i], &peer, 1, NULL, 0));
+	}
+	assert_true(underlay_steered(w[0]));
+	struct underlay *tx = open_u("127.0.0.1");
+	struct steer *s = steer_create(2, 16);
+	enum { N = 64 };
+	struct pkt *pk[N];
+	struct ipaddr dst[N];
+	for (uint32_t i = 0; i < N; i++) {
+		struct pkt *p = pk[i] = pkt_alloc(pool);
+		fill_frame(p, 60, (uint8_t)i);
+		uint8_t *ip = p->data + 14;
+		memset(ip, 0, 28);
+		ip[0] = 0x45;
+		wr16(ip + 2, 46);
+		ip[8] = 64;
+		ip[9] = 17;
+		ip[12] = 10, ip[15] = 1, ip[16] = 10, ip[19] = 2;
+		ipv4_set_csum(ip);
+		wr16(ip + 20, (uint16_t)(30000 + i * 13));
+		wr16(ip + 22, 53);
+		wr16(ip + 24, 26);
+		if (i % 2) {
+			assert_int_equal(tunnel_encap_guest(p, 100), DROP_NONE);
+		} else {
+			full_md(&p->md, false);
+			assert_int_equal(tunnel_encap_sp(p, SP_VNI, CLS, 0), DROP_NONE);
+		}
+		p->hash = (uint32_t)hash_mix64(i);
+		dst[i] = here;
+	}
+	assert_int_equal(underlay_tx_burst(tx, pk, dst, NULL, N, NULL), N);
+	pkt_free_bulk(pool, pk, N);
+	uint32_t got = 0, right = 0, per[2] = {0, 0};
+	for (int tries = 0; got < N && tries < 30; tries++) {
+		struct pollfd pf[2] = {{.fd = underlay_fd(w[0]), .events = POLLIN}, {.fd = underlay_fd(w[1]), .events = POLLIN}};
+		(void)poll(pf, 2, 100);
+		for (int k = 0; k < 2; k++) {
+			struct pkt *rx[N];
+			struct ipaddr from[N];
+			uint32_t n = underlay_rx_burst(w[k], pool, rx, from, N);
+			for (uint32_t i = 0; i < n; i++) {
+				right += steer_owner(s, steer_hash(rx[i]->data, rx[i]->len, true)) == k;
+				per[k]++;
+			}
+			got += n;
+			pkt_free_bulk(pool, rx, n);
+		}
+	}
+	assert_int_equal(got, N);
+	assert_int_equal(right, N); /* each on its owner's socket */
+	assert_true(per[0] > 0 && per[1] > 0);
+	steer_destroy(s);
+	underlay_close(tx);
+	underlay_close(w[1]);
+	underlay_close(w[0]);
+}
+
 /* Geneve from an address that is not a known VTEP is dropped and counted;
  * the same datagram from a VTEP is accepted. */
 static void test_underlay_unknown_vtep(void **state)
@@ -845,6 +919,7 @@ int main(void)
 		cmocka_unit_test(test_underlay_v4),
 		cmocka_unit_test(test_underlay_v6),
 		cmocka_unit_test(test_underlay_spreading),
+		cmocka_unit_test(test_underlay_workers),
 		cmocka_unit_test(test_underlay_unknown_vtep),
 		cmocka_unit_test(test_underlay_dont_fragment),
 		cmocka_unit_test(test_underlay_open_errors),

@@ -52,7 +52,7 @@ struct afp_port {
 	uint32_t cur_left;  /* frames left in the current block */
 	bool vnet;          /* frames carry a virtio-net header (PACKET_VNET_HDR) */
 	uint16_t fanout_id; /* PACKET_FANOUT group joined; 0 = none */
-	bool fanout_steered; /* ... run by fanout_steer.c (else the kernel's hash) */
+	bool fanout_steered; /* ... run by bpf/steer.c (else the kernel's hash) */
 	/* TX (TPACKET_V2) */
 	int tx_fd;
 	uint8_t *tx_ring;

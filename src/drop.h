@@ -53,6 +53,7 @@
 	X(COPY_END, "copy reached the end of its path")                        \
 	X(POOL_EMPTY, "buffer pool empty")                                     \
 	X(STEER_FULL, "hand-off to another worker: its ring is full")          \
+	X(STEER_STALE, "handed over across a reload that renumbered the ports") \
 	X(TX_FULL, "transmit queue full")                                      \
 	X(QUEUE_FULL, "engine stage queue full")                               \
 	X(NO_UNDERLAY, "another host is out of reach (no underlay)")           \

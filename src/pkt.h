@@ -76,6 +76,7 @@ struct pkt {
 	struct ipaddr tun_dst;/* engine scratch: the VTEP a tunnelled packet goes to */
 	struct pkt_pool *pool;/* the pool the buffer belongs to; do not touch */
 	uint8_t hops;         /* engine scratch: hand-offs between workers so far */
+	uint16_t port_gen;    /* engine scratch: numbering of in_port when handed to another worker */
 	struct pkt_layout lay;
 	struct flow_key key;
 	struct sp_meta md;

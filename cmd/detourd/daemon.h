@@ -30,6 +30,7 @@
 struct dconf {
 	struct hostcfg *hc;
 	uint16_t n_ports;
+	uint16_t port_gen;     /* changes when the ports are numbered differently */
 	struct io_port **io;   /* [n_workers * n_ports]: worker w's port i at w * n_ports + i; NULL while missing */
 	struct underlay **ul;  /* [n_workers]; NULL until the VTEP address is up */
 };

@@ -130,6 +130,7 @@ static struct dconf *conf_copy(const struct daemon *d)
 		return NULL;
 	memcpy(c->io, o->io, (size_t)d->n_workers * o->n_ports * sizeof(*c->io));
 	memcpy(c->ul, o->ul, d->n_workers * sizeof(*c->ul));
+	c->port_gen = o->port_gen;
 	return c;
 }
 
@@ -290,6 +291,16 @@ static struct hostcfg *load(const char *path, const char *host, json_t *errors)
 	return hc;
 }
 
+/* Do the ports a and b have in common keep their numbers (ports added or
+ * removed at the end only)? */
+static bool same_ports(const struct hostcfg *a, const struct hostcfg *b)
+{
+	for (uint16_t i = 0; i < a->n_ports && i < b->n_ports; i++)
+		if (strcmp(a->ports[i].ifname, b->ports[i].ifname) || a->ports[i].kind != b->ports[i].kind)
+			return false;
+	return true;
+}
+
 bool daemon_reload(struct daemon *d, json_t *errors)
 {
 	struct hostcfg *hc = load(d->config_path, d->host, errors);
@@ -307,6 +318,7 @@ bool daemon_reload(struct daemon *d, json_t *errors)
 	}
 	open_ports(d, c, false);
 	open_underlay(d, c, false);
+	c->port_gen = (uint16_t)(d->conf->port_gen + !same_ports(d->conf->hc, hc));
 	publish(d, c);
 	d->reloads++;
 	log_info("reloaded %s: %u ports, %u paths", d->config_path, hc->n_ports, hc->ps->n_paths);

@@ -72,6 +72,7 @@ static void hand_flush(struct worker *w)
 
 static void hand(struct worker *w, uint16_t to, struct pkt *p)
 {
+	p->port_gen = w->conf->port_gen;
 	w->hand[to][w->n_hand[to]++] = p;
 	if (w->n_hand[to] == BATCH_MAX)
 		hand_flush(w);
@@ -127,7 +128,16 @@ static uint32_t take_handed(struct worker *w)
 	if (!w->d->steer)
 		return 0;
 	struct pkt *b[BATCH_MAX];
-	uint32_t n = steer_pop(w->d->steer, w->id, b, BATCH_MAX);
+	uint32_t got = steer_pop(w->d->steer, w->id, b, BATCH_MAX), n = 0;
+	/* a port index means what it meant to the worker that handed it over */
+	for (uint32_t i = 0; i < got; i++) {
+		if (b[i]->in_port != PORT_TUNNEL && b[i]->port_gen != w->conf->port_gen) {
+			w->dp->drops[DROP_STEER_STALE]++;
+			pkt_free(w->dp->pool, b[i]);
+		} else {
+			b[n++] = b[i];
+		}
+	}
 	for (uint32_t i = 0; i < n;) {
 		uint32_t j = i + 1;
 		while (j < n && b[j]->in_port == b[i]->in_port)
@@ -135,7 +145,7 @@ static uint32_t take_handed(struct worker *w)
 		input(w, b[i]->in_port, b + i, j - i);
 		i = j;
 	}
-	return n;
+	return got;
 }
 
 /* Pick up a new dconf and a pending call from the control thread. */

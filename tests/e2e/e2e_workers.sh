@@ -36,6 +36,25 @@ if http_serve vm2 192.168.1.2 80 "$TMP/www"; then
 fi
 check "ping vm2 -> vm1" ping_ok vm2 192.168.1.1 3
 
+# iperf3 through the NAT node (client to 8080, DNAT to the server on 80),
+# 4 streams, 2 s each way: the hand-off rings under load.
+[ -n "${HTTP_PID:-}" ] && stop_bg "$HTTP_PID"
+wait_until 5 not_listening vm2 80
+bg vm2 iperf3 -s -B 192.168.1.2 -p 80 >"$TMP/iperf-server.log" 2>&1
+if wait_until 10 listening vm2 80; then
+	for dir in "" -R; do
+		timeout 20 "$LAB" --prefix "$PREFIX" exec vm1 iperf3 -c 192.168.1.2 -p 8080 -P 4 -t 2 -J $dir \
+			>"$TMP/iperf$dir.json" 2>&1
+		rc=$?
+		bps=$("$PY" -c 'import json,sys; print(int(json.load(open(sys.argv[1]))["end"]["sum_received"]["bits_per_second"]))' \
+			"$TMP/iperf$dir.json" 2>/dev/null || echo 0)
+		assert "iperf3 ${dir:-(forward)} through the NAT node, 4 streams (exit $rc, $((bps / 1000000)) Mbit/s)" \
+			"$rc" -eq 0 -a "$bps" -gt 0
+	done
+else
+	fail "iperf3 server in vm2 did not start"
+fi
+
 stats >"$TMP/stats.json"
 read -r c0 c1 h0 h1 full < <("$PY" -c '
 import json, sys

@@ -131,6 +131,7 @@ for b in build/bench/*; do
 	[ -f "$b" ] && [ -x "$b" ] || continue
 	step "bench smoke $(basename "$b")" timeout 300 "$b" --smoke
 done
+step "bench smoke bench_pipeline --workers 2" timeout 300 build/bench/bench_pipeline --smoke --workers 2
 if [ "$(id -u)" = 0 ] && [ "${CHECK_SKIP_E2E:-0}" != 1 ]; then
 	step "bench smoke system" timeout 300 bash bench/system/run.sh --smoke
 fi

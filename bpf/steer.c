@@ -2,7 +2,8 @@
  * (src/steer_bpf.c loads the compiled object, embedded at build time).
  *
  * Both pick the worker that owns a frame's flow, computing exactly what
- * steer_owner() (src/steer.c) computes for untagged IPv4 TCP/UDP, bare,
+ * steer_owner() (src/steer.c) computes for untagged TCP/UDP over IPv4
+ * (no options or fragments) or IPv6 (no extension headers), bare,
  * behind NSH with an Ethernet payload (what an nsh node returns) or inside
  * Geneve (guest plane or service plane): so the kernel hands each worker
  * its own flows and nothing has to cross to another worker. Other frames
@@ -58,31 +59,56 @@ static __always_inline __u16 skip_nsh(struct __sk_buff *skb, __u32 *off)
 	return bpf_ntohs(type);
 }
 
-/* The owner of the IPv4 packet at off (proto: its Ethernet type). */
-static __always_inline int owner_ipv4(struct __sk_buff *skb, __u32 off, __u16 proto, __u32 n)
+static __always_inline __u64 be64(const __u8 *b)
 {
-	if (proto != ETH_P_IP)
-		return 0;
-	__u8 ip[20];
-	if (bpf_skb_load_bytes(skb, off, ip, sizeof(ip)) < 0)
-		return 0;
-	__u8 l4proto = ip[9];
-	if (ip[0] != 0x45 || (l4proto != 6 && l4proto != 17) || ((ip[6] & 0x3f) | ip[7]))
-		return 0;
-	__u16 ports[2];
-	if (bpf_skb_load_bytes(skb, off + 20, ports, sizeof(ports)) < 0)
-		return 0;
-	__u32 src, dst;
-	__builtin_memcpy(&src, ip + 12, 4);
-	__builtin_memcpy(&dst, ip + 16, 4);
-	/* IPv4-mapped addresses, as the flow key holds them */
-	__u64 lo_pfx = (__u64)0xffff << 32;
-	__u64 a = end_mix(0, lo_pfx | bpf_ntohl(src), bpf_ntohs(ports[0]));
-	__u64 b = end_mix(0, lo_pfx | bpf_ntohl(dst), bpf_ntohs(ports[1]));
+	__u64 v;
+	__builtin_memcpy(&v, b, 8);
+	return bpf_be64_to_cpu(v);
+}
+
+static __always_inline int owner_of(__u64 a, __u64 b, __u8 l4proto, __u32 n)
+{
 	__u64 h = mix64((a + b) ^ ((__u64)l4proto << 56)) ^ (a ^ b);
 	if (!h)
 		h = 1;
 	return (int)((h >> 32) % n);
+}
+
+/* The owner of the IP packet at off (proto: its Ethernet type): IPv4
+ * without options or fragments, IPv6 without extension headers, TCP/UDP. */
+static __always_inline int owner_ip(struct __sk_buff *skb, __u32 off, __u16 proto, __u32 n)
+{
+	__u16 ports[2];
+	if (proto == ETH_P_IP) {
+		__u8 ip[20];
+		if (bpf_skb_load_bytes(skb, off, ip, sizeof(ip)) < 0)
+			return 0;
+		__u8 l4proto = ip[9];
+		if (ip[0] != 0x45 || (l4proto != 6 && l4proto != 17) || ((ip[6] & 0x3f) | ip[7]))
+			return 0;
+		if (bpf_skb_load_bytes(skb, off + 20, ports, sizeof(ports)) < 0)
+			return 0;
+		__u32 src, dst;
+		__builtin_memcpy(&src, ip + 12, 4);
+		__builtin_memcpy(&dst, ip + 16, 4);
+		/* IPv4-mapped addresses, as the flow key holds them */
+		__u64 lo_pfx = (__u64)0xffff << 32;
+		return owner_of(end_mix(0, lo_pfx | bpf_ntohl(src), bpf_ntohs(ports[0])),
+				end_mix(0, lo_pfx | bpf_ntohl(dst), bpf_ntohs(ports[1])), l4proto, n);
+	}
+	if (proto == ETH_P_IPV6) {
+		__u8 ip[40];
+		if (bpf_skb_load_bytes(skb, off, ip, sizeof(ip)) < 0)
+			return 0;
+		__u8 l4proto = ip[6];
+		if ((ip[0] >> 4) != 6 || (l4proto != 6 && l4proto != 17))
+			return 0;
+		if (bpf_skb_load_bytes(skb, off + 40, ports, sizeof(ports)) < 0)
+			return 0;
+		return owner_of(end_mix(be64(ip + 8), be64(ip + 16), bpf_ntohs(ports[0])),
+				end_mix(be64(ip + 24), be64(ip + 32), bpf_ntohs(ports[1])), l4proto, n);
+	}
+	return 0;
 }
 
 static __always_inline __u32 workers(void)
@@ -100,7 +126,7 @@ int fanout_steer(struct __sk_buff *skb)
 	__u16 proto = bpf_ntohs(skb->protocol);
 	if (proto == 0x894f)
 		proto = skip_nsh(skb, &off);
-	return owner_ipv4(skb, off, proto, n);
+	return owner_ip(skb, off, proto, n);
 }
 
 SEC("socket")
@@ -125,7 +151,7 @@ int underlay_steer(struct __sk_buff *skb)
 	} else {
 		return 0;
 	}
-	return owner_ipv4(skb, off, proto, n);
+	return owner_ip(skb, off, proto, n);
 }
 
 char LICENSE[] SEC("license") = "GPL";

@@ -573,6 +573,26 @@ static struct pkt *mk_pkt(size_t len, uint32_t seq)
 	return p;
 }
 
+/* IPv6 UDP frame fd00::1 -> fd00::2, source port sport. */
+static size_t mk_flow_frame6(uint8_t *f, uint16_t sport)
+{
+	memcpy(f, DST, 6);
+	memcpy(f + 6, SRC, 6);
+	wr16(f + 12, 0x86dd);
+	uint8_t *ip = f + 14;
+	memset(ip, 0, 48);
+	ip[0] = 0x60;
+	wr16(ip + 4, 8 + 4);
+	ip[6] = 17;
+	ip[7] = 64;
+	ip[8] = 0xfd, ip[23] = 1;
+	ip[24] = 0xfd, ip[39] = 2;
+	wr16(ip + 40, sport);
+	wr16(ip + 42, 53);
+	wr16(ip + 44, 12);
+	return 14 + 40 + 12;
+}
+
 /* IPv4 UDP vm -> vm frame, source port sport; behind NSH (as an nsh node
  * returns it) when nsh is set. Returns its length. */
 static size_t mk_flow_frame(uint8_t *f, uint16_t sport, bool nsh)
@@ -607,8 +627,8 @@ static size_t mk_flow_frame(uint8_t *f, uint16_t sport, bool nsh)
 }
 
 /* Two workers' sockets on one interface: the eBPF fanout program gives
- * every frame to the worker steer.h names as its owner, bare or behind
- * NSH, so nothing needs handing over between workers. */
+ * every frame to the worker steer.h names as its owner, IPv4 bare or
+ * behind NSH, IPv6, so nothing needs handing over between workers. */
 static void test_afp_fanout_steer(void **state)
 {
 	(void)state;
@@ -636,7 +656,8 @@ static void test_afp_fanout_steer(void **state)
 	enum { N = 96 };
 	for (uint32_t i = 0; i < N; i++) {
 		struct pkt *p = pkt_alloc(pool);
-		p->len = (uint32_t)mk_flow_frame(p->data, (uint16_t)(20000 + i * 7), i % 3 == 2);
+		uint16_t sport = (uint16_t)(20000 + i * 7);
+		p->len = (uint32_t)(i % 4 == 3 ? mk_flow_frame6(p->data, sport) : mk_flow_frame(p->data, sport, i % 4 == 2));
 		assert_int_equal(io_tx_burst(tx, &p, 1), 1);
 		pkt_free(pool, p);
 	}
@@ -650,7 +671,7 @@ static void test_afp_fanout_steer(void **state)
 			uint32_t n = io_rx_burst(w[k], pool, b, 64);
 			for (uint32_t i = 0; i < n; i++) {
 				uint16_t type = b[i]->len >= 14 ? rd16(b[i]->data + 12) : 0;
-				if (type == 0x0800 || type == 0x894f) {
+				if (type == 0x0800 || type == 0x894f || type == 0x86dd) {
 					got++;
 					per[k]++;
 					right += steer_owner(s, steer_hash(b[i]->data, b[i]->len, false)) == k;

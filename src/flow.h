@@ -87,7 +87,7 @@ static inline uint64_t flow_key_hash(const struct flow_key *k)
 }
 
 /* Direction-independent hash: both directions of a flow give the same value
- * (used for path selection and, later, spreading flows over workers). */
+ * (used for path selection; workers are picked by steer.h's own hash). */
 static inline uint64_t flow_key_hash_sym(const struct flow_key *k)
 {
 	int c = memcmp(&k->src, &k->dst, sizeof(k->src));

@@ -822,29 +822,37 @@ static void run(struct datapath *dp)
 	} while (more);
 }
 
-void dp_input_tunnel(struct datapath *dp, struct pkt **pkts, uint32_t n)
+/* A received frame (in_port set) into the first stage of its port. */
+static void enq_received(struct datapath *dp, struct pkt *p)
 {
-	for (uint32_t i = 0; i < n; i++) {
-		pkts[i]->in_port = PORT_TUNNEL;
-		enq(dp, ST_TUNNEL_RX, pkts[i]);
+	uint16_t port = p->in_port;
+	if (port == PORT_TUNNEL) {
+		enq(dp, ST_TUNNEL_RX, p);
+		return;
 	}
-	run(dp);
+	if (port >= dp->n_ports) {
+		pkt_free(dp->pool, p);
+		return;
+	}
+	struct dp_port_stats *st = &dp->port_stats[port];
+	st->rx_pkts++;
+	st->rx_bytes += p->len;
+	enq(dp, dp->hc->ports[port].kind == PORT_GUEST ? ST_GUEST_RX : ST_NODE_RX, p);
 }
 
 void dp_input(struct datapath *dp, uint16_t port, struct pkt **pkts, uint32_t n)
 {
-	if (port >= dp->n_ports) {
-		pkt_free_bulk(dp->pool, pkts, n);
-		return;
-	}
-	struct dp_port_stats *st = &dp->port_stats[port];
-	st->rx_pkts += n;
-	enum dp_stage s = dp->hc->ports[port].kind == PORT_GUEST ? ST_GUEST_RX : ST_NODE_RX;
 	for (uint32_t i = 0; i < n; i++) {
-		st->rx_bytes += pkts[i]->len;
 		pkts[i]->in_port = port;
-		enq(dp, s, pkts[i]);
+		enq_received(dp, pkts[i]);
 	}
+	run(dp);
+}
+
+void dp_input_handed(struct datapath *dp, struct pkt **pkts, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++)
+		enq_received(dp, pkts[i]);
 	run(dp);
 }
 

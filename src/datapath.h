@@ -101,10 +101,12 @@ bool dp_set_config(struct datapath *dp, struct hostcfg *hc);
 void dp_set_tunnel(struct datapath *dp, dp_tunnel_fn fn, void *ctx);
 /* This datapath is worker `worker` of those steer spreads flows over. */
 void dp_set_worker(struct datapath *dp, struct steer *s, uint16_t worker, dp_pass_fn pass, void *ctx);
-/* Process n Geneve payloads received from known VTEPs. Takes ownership. */
-void dp_input_tunnel(struct datapath *dp, struct pkt **pkts, uint32_t n);
-/* Process n received frames of local port `port`. Takes ownership. */
+/* Process n frames received on local port `port`, or n Geneve payloads
+ * from known VTEPs when port is PORT_TUNNEL. Takes ownership. */
 void dp_input(struct datapath *dp, uint16_t port, struct pkt **pkts, uint32_t n);
+/* The same for frames that each carry the port they came in on (in_port:
+ * a local port or PORT_TUNNEL), e.g. handed over by another worker. */
+void dp_input_handed(struct datapath *dp, struct pkt **pkts, uint32_t n);
 /* Hand all pending output batches to the tx callback. */
 void dp_flush(struct datapath *dp);
 /* Housekeeping: age connections (bounded work). */

@@ -209,10 +209,7 @@ static bool rx_batch(struct memhost *m, uint16_t port, const uint8_t *const *fra
 			b[i]->len = len;
 		}
 		uint32_t mine = m->steer ? hand_over(m, port, b, k) : k;
-		if (port == PORT_TUNNEL)
-			dp_input_tunnel(m->dp, b, mine);
-		else
-			dp_input(m->dp, port, b, mine);
+		dp_input(m->dp, port, b, mine);
 		frames += k;
 		lens += k;
 		n -= k;
@@ -241,17 +238,8 @@ uint32_t memhost_poll(struct memhost *m)
 {
 	struct pkt *b[BATCH_MAX];
 	uint32_t n = m->steer ? steer_pop(m->steer, m->worker, b, BATCH_MAX) : 0;
-	for (uint32_t i = 0; i < n;) {
-		uint32_t j = i + 1;
-		while (j < n && b[j]->in_port == b[i]->in_port)
-			j++;
-		if (b[i]->in_port == PORT_TUNNEL)
-			dp_input_tunnel(m->dp, b + i, j - i);
-		else
-			dp_input(m->dp, b[i]->in_port, b + i, j - i);
-		i = j;
-	}
 	if (n) {
+		dp_input_handed(m->dp, b, n);
 		dp_flush(m->dp);
 		drain_reflections(m);
 	}

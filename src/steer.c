@@ -68,8 +68,14 @@ static uint64_t hash_ipv4_fast(const uint8_t *f, size_t len)
 			proto);
 }
 
+static uint64_t hash_nsh(const uint8_t *p, size_t len);
+
+/* An Ethernet frame; NSH inside it only at depth 0 (what a node returns). */
 static uint64_t hash_eth(const uint8_t *f, size_t len, int depth)
 {
+	uint64_t h = hash_ipv4_fast(f, len);
+	if (h)
+		return h;
 	size_t off = 12;
 	if (len < 14)
 		return 0;
@@ -81,13 +87,8 @@ static uint64_t hash_eth(const uint8_t *f, size_t len, int depth)
 		type = rd16(f + off);
 	}
 	off += 2;
-	if (type == TUNNEL_PROTO_NSH) {
-		struct nsh_info ni;
-		if (depth > 0 || nsh_decode(f + off, len - off, 0, &ni, NULL) != DROP_NONE ||
-		    ni.next_proto != NSH_NP_ETHERNET || ni.hdr_len > len - off)
-			return 0;
-		return hash_eth(f + off + ni.hdr_len, len - off - ni.hdr_len, depth + 1);
-	}
+	if (type == TUNNEL_PROTO_NSH)
+		return depth > 0 ? 0 : hash_nsh(f + off, len - off);
 	struct pkt_layout lay;
 	struct flow_key key;
 	if (wire_parse_buf(f, len, &lay, &key) != DROP_NONE || !key.is_ip)
@@ -95,26 +96,26 @@ static uint64_t hash_eth(const uint8_t *f, size_t len, int depth)
 	return steer_key_hash(&key);
 }
 
+/* NSH with an Ethernet payload: the payload's flow. */
+static uint64_t hash_nsh(const uint8_t *p, size_t len)
+{
+	struct nsh_info ni;
+	if (nsh_decode(p, len, 0, &ni, NULL) != DROP_NONE || ni.next_proto != NSH_NP_ETHERNET || ni.hdr_len > len)
+		return 0;
+	return hash_eth(p + ni.hdr_len, len - ni.hdr_len, 1);
+}
+
 uint64_t steer_hash(const uint8_t *frame, size_t len, bool geneve)
 {
-	if (!geneve) {
-		uint64_t h = hash_ipv4_fast(frame, len);
-		return h ? h : hash_eth(frame, len, 0);
-	}
+	if (!geneve)
+		return hash_eth(frame, len, 0);
 	struct geneve_info gi;
 	if (geneve_decode(frame, len, &gi) != DROP_NONE || gi.hdr_len > len)
 		return 0;
-	const uint8_t *in = frame + gi.hdr_len;
-	size_t n = len - gi.hdr_len;
 	if (gi.proto == TUNNEL_PROTO_ETH)
-		return hash_eth(in, n, 0);
-	if (gi.proto == TUNNEL_PROTO_NSH) {
-		struct nsh_info ni;
-		if (nsh_decode(in, n, 0, &ni, NULL) != DROP_NONE || ni.next_proto != NSH_NP_ETHERNET ||
-		    ni.hdr_len > n)
-			return 0;
-		return hash_eth(in + ni.hdr_len, n - ni.hdr_len, 1);
-	}
+		return hash_eth(frame + gi.hdr_len, len - gi.hdr_len, 0);
+	if (gi.proto == TUNNEL_PROTO_NSH)
+		return hash_nsh(frame + gi.hdr_len, len - gi.hdr_len);
 	return 0;
 }
 

@@ -89,21 +89,13 @@ static bool pass_cb(void *ctx, struct pkt *p)
 	return true;
 }
 
-static void input(struct worker *w, uint16_t port, struct pkt **b, uint32_t n)
-{
-	if (port == PORT_TUNNEL)
-		dp_input_tunnel(w->dp, b, n);
-	else
-		dp_input(w->dp, port, b, n);
-}
-
 /* Frames received on port (or PORT_TUNNEL): ours go to the datapath, the
  * others to their owners. */
 static void deliver(struct worker *w, uint16_t port, struct pkt **b, uint32_t n)
 {
 	struct daemon *d = w->d;
 	if (d->n_workers == 1) {
-		input(w, port, b, n);
+		dp_input(w->dp, port, b, n);
 		return;
 	}
 	struct pkt *mine[BATCH_MAX];
@@ -119,10 +111,10 @@ static void deliver(struct worker *w, uint16_t port, struct pkt **b, uint32_t n)
 		}
 	}
 	if (m)
-		input(w, port, mine, m);
+		dp_input(w->dp, port, mine, m);
 }
 
-/* Frames other workers handed over, grouped by the port they came in on. */
+/* Frames other workers handed over. */
 static uint32_t take_handed(struct worker *w)
 {
 	if (!w->d->steer)
@@ -138,13 +130,8 @@ static uint32_t take_handed(struct worker *w)
 			b[n++] = b[i];
 		}
 	}
-	for (uint32_t i = 0; i < n;) {
-		uint32_t j = i + 1;
-		while (j < n && b[j]->in_port == b[i]->in_port)
-			j++;
-		input(w, b[i]->in_port, b + i, j - i);
-		i = j;
-	}
+	if (n)
+		dp_input_handed(w->dp, b, n);
 	return got;
 }
 

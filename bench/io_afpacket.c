@@ -67,20 +67,8 @@ static int bench_rx(struct io_port *rx, struct pkt_pool *pool)
 
 int main(void)
 {
-	if (geteuid() != 0 || unshare(CLONE_NEWNET) != 0) {
-		printf("io_afpacket: skipped (needs root and network namespaces)\n");
+	if (!bench_veth_lab("io_afpacket", ""))
 		return 0;
-	}
-	int fd = open("/proc/sys/net/ipv6/conf/default/disable_ipv6", O_WRONLY);
-	if (fd >= 0) {
-		if (write(fd, "1", 1) != 1)
-			perror("disable_ipv6");
-		close(fd);
-	}
-	if (system("ip link add ta type veth peer name tb") != 0) {
-		printf("io_afpacket: skipped (cannot create veths)\n");
-		return 0;
-	}
 	char err[256];
 	struct io_port *a = io_open_afpacket("ta", NULL, err, sizeof(err));
 	struct io_port *b = a ? io_open_afpacket("tb", NULL, err, sizeof(err)) : NULL;

@@ -84,20 +84,8 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (geteuid() != 0 || unshare(CLONE_NEWNET) != 0) {
-		printf("io_afxdp: skipped (needs root and network namespaces)\n");
+	if (!bench_veth_lab("io_afxdp", " && ip link set ta up && ip link set tb up"))
 		return 0;
-	}
-	int fd = open("/proc/sys/net/ipv6/conf/default/disable_ipv6", O_WRONLY);
-	if (fd >= 0) {
-		if (write(fd, "1", 1) != 1)
-			perror("disable_ipv6");
-		close(fd);
-	}
-	if (system("ip link add ta type veth peer name tb && ip link set ta up && ip link set tb up") != 0) {
-		printf("io_afxdp: skipped (cannot create veths)\n");
-		return 0;
-	}
 	char err[256];
 	struct io_port *b = io_open_afxdp("tb", NULL, err, sizeof(err));
 	if (!b) {

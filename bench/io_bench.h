@@ -4,6 +4,9 @@
 #ifndef DETOUR_IO_BENCH_H
 #define DETOUR_IO_BENCH_H
 
+#include <fcntl.h>
+#include <sched.h>
+#include <stdlib.h>
 #include <linux/if_packet.h>
 #include <net/if.h>
 #include <poll.h>
@@ -23,6 +26,30 @@
 
 static atomic_bool stop;
 static atomic_ullong gen_sent;
+
+/* A fresh network namespace with a veth pair ta/tb (and any more `ip`
+ * commands in extra), IPv6 off so that its chatter stays off the link.
+ * False (with the reason printed) when this machine cannot. */
+static bool bench_veth_lab(const char *what, const char *extra)
+{
+	if (geteuid() != 0 || unshare(CLONE_NEWNET) != 0) {
+		printf("%s: skipped (needs root and network namespaces)\n", what);
+		return false;
+	}
+	int fd = open("/proc/sys/net/ipv6/conf/default/disable_ipv6", O_WRONLY);
+	if (fd >= 0) {
+		if (write(fd, "1", 1) != 1)
+			perror("disable_ipv6");
+		close(fd);
+	}
+	char cmd[256];
+	snprintf(cmd, sizeof(cmd), "ip link add ta type veth peer name tb%s", extra);
+	if (system(cmd) != 0) {
+		printf("%s: skipped (cannot create veths)\n", what);
+		return false;
+	}
+	return true;
+}
 
 static uint64_t now_ns(clockid_t c)
 {

@@ -822,7 +822,8 @@ static void run(struct datapath *dp)
 	} while (more);
 }
 
-/* A received frame (in_port set) into the first stage of its port. */
+/* A frame received on its in_port (a port or PORT_TUNNEL) into the first
+ * stage; dp_input does the same for a burst of one port at once. */
 static void enq_received(struct datapath *dp, struct pkt *p)
 {
 	uint16_t port = p->in_port;
@@ -842,9 +843,22 @@ static void enq_received(struct datapath *dp, struct pkt *p)
 
 void dp_input(struct datapath *dp, uint16_t port, struct pkt **pkts, uint32_t n)
 {
+	if (port != PORT_TUNNEL && port >= dp->n_ports) {
+		pkt_free_bulk(dp->pool, pkts, n);
+		return;
+	}
+	/* one port for the whole burst: its stage and counters once */
+	enum dp_stage s = ST_TUNNEL_RX;
+	if (port != PORT_TUNNEL) {
+		struct dp_port_stats *st = &dp->port_stats[port];
+		st->rx_pkts += n;
+		for (uint32_t i = 0; i < n; i++)
+			st->rx_bytes += pkts[i]->len;
+		s = dp->hc->ports[port].kind == PORT_GUEST ? ST_GUEST_RX : ST_NODE_RX;
+	}
 	for (uint32_t i = 0; i < n; i++) {
 		pkts[i]->in_port = port;
-		enq_received(dp, pkts[i]);
+		enq(dp, s, pkts[i]);
 	}
 	run(dp);
 }

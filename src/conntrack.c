@@ -207,10 +207,10 @@ static int bucket_make_room(struct conntrack *ct, uint32_t b)
 	return -1;
 }
 
-static bool index_add(struct conntrack *ct, const struct flow_key *k, uint32_t ref)
+static bool index_add(struct conntrack *ct, uint64_t h, uint32_t ref)
 {
 	uint32_t b1, b2, sig;
-	key_buckets(ct, flow_key_hash(k), &b1, &b2, &sig);
+	key_buckets(ct, h, &b1, &b2, &sig);
 	uint32_t b = b1;
 	int s = bucket_free_slot(&ct->buckets[b1]);
 	if (s < 0) {
@@ -232,10 +232,10 @@ static bool index_add(struct conntrack *ct, const struct flow_key *k, uint32_t r
 	return true;
 }
 
-static void index_del(struct conntrack *ct, const struct flow_key *k, uint32_t ref)
+static void index_del(struct conntrack *ct, uint64_t h, uint32_t ref)
 {
 	uint32_t b[2], sig;
-	key_buckets(ct, flow_key_hash(k), &b[0], &b[1], &sig);
+	key_buckets(ct, h, &b[0], &b[1], &sig);
 	for (int x = 0; x < 2; x++) {
 		struct bucket *bk = &ct->buckets[b[x]];
 		for (int i = 0; i < SLOTS; i++) {
@@ -333,9 +333,10 @@ struct conn *conntrack_insert(struct conntrack *ct, const struct flow_key *k, ui
 	flow_key_reverse(k, &rk);
 	rk.zone = reverse_zone;
 	int d;
-	struct conn *c = find_hashed(ct, k, flow_key_hash(k), &d);
+	uint64_t hk = flow_key_hash(k), hr = flow_key_hash(&rk);
+	struct conn *c = find_hashed(ct, k, hk, &d);
 	if (!c)
-		c = find_hashed(ct, &rk, flow_key_hash(&rk), &d);
+		c = find_hashed(ct, &rk, hr, &d);
 	if (c)
 		return c; /* already tracked (e.g. a race between workers' slow paths) */
 	if (ct->free_head == UINT32_MAX) {
@@ -349,13 +350,13 @@ struct conn *conntrack_insert(struct conntrack *ct, const struct flow_key *k, ui
 	c->key[0] = *k;
 	c->key[1] = rk;
 	bool self = flow_key_eq(k, &rk);
-	if (!index_add(ct, k, idx * 2 + 1)) {
+	if (!index_add(ct, hk, idx * 2 + 1)) {
 		c->spi_fwd = next;
 		ct->st.insert_full++;
 		return NULL;
 	}
-	if (!self && !index_add(ct, &rk, idx * 2 + 2)) {
-		index_del(ct, k, idx * 2 + 1);
+	if (!self && !index_add(ct, hr, idx * 2 + 2)) {
+		index_del(ct, hk, idx * 2 + 1);
 		c->spi_fwd = next;
 		ct->st.insert_full++;
 		return NULL;
@@ -453,9 +454,9 @@ static uint64_t conn_timeout(const struct conntrack *ct, const struct conn *c)
 static void delete_entry(struct conntrack *ct, struct conn *c)
 {
 	uint32_t idx = (uint32_t)(c - ct->entries);
-	index_del(ct, &c->key[0], idx * 2 + 1);
+	index_del(ct, flow_key_hash(&c->key[0]), idx * 2 + 1);
 	if (!(c->flags & CF_SELF))
-		index_del(ct, &c->key[1], idx * 2 + 2);
+		index_del(ct, flow_key_hash(&c->key[1]), idx * 2 + 2);
 	free_entry(ct, c);
 }
 

@@ -161,7 +161,7 @@ static enum io_rx_res rx_oversize(struct io_port *p, struct pkt_pool *pool, cons
 	uint32_t seg_mtu = p->mtu;
 	if (ri->gso_size) {
 		struct pkt_layout lay;
-		struct flow_key key;
+		struct flow_key key = {0};
 		if (wire_parse_buf(frame, len, &lay, &key) == DROP_NONE && lay.l4proto == IPPROTO_TCP &&
 		    lay.payload != PKT_OFF_NONE) {
 			uint32_t hdrs = (uint32_t)(lay.payload - lay.l3);

@@ -96,30 +96,33 @@ static uint64_t key_hash(enum spx_kind kind, uint16_t node, uint32_t ctx, const 
 static inline uint32_t now_s(uint64_t now_ns) { return (uint32_t)(now_ns / 1000000000ull) + 1; }
 
 /* Find the entry of hash h; with insert, make room for it when absent (its
- * md is then the caller's to fill). */
+ * md is then the caller's to fill). A live entry is found in one pass over
+ * the set's hashes; only a miss looks for a victim (stale, empty, else the
+ * least recently used). */
 static uint8_t *lookup(struct spx_table *t, uint64_t h, uint64_t now, bool insert, bool *hit)
 {
 	uint32_t set = (uint32_t)(h >> 40) & t->set_mask;
 	struct spx_set *s = &t->sets[set];
 	uint32_t ts = now_s(now);
-	int victim = 0;
 	for (int w = 0; w < SPX_WAYS; w++) {
-		bool live = s->khash[w] && ts - s->used_s[w] < SPX_STALE_S;
-		if (live && s->khash[w] == h) {
+		if (s->khash[w] == h && ts - s->used_s[w] < SPX_STALE_S) {
 			s->used_s[w] = ts;
 			if (hit)
 				*hit = true;
 			return t->md[set * SPX_WAYS + (uint32_t)w].b;
 		}
-		if (!live)
-			s->used_s[w] = 0; /* stale or empty: the best victim */
-		if (s->used_s[w] < s->used_s[victim])
-			victim = w;
 	}
 	if (hit)
 		*hit = false;
 	if (!insert)
 		return NULL;
+	int victim = 0;
+	for (int w = 0; w < SPX_WAYS; w++) {
+		if (!s->khash[w] || ts - s->used_s[w] >= SPX_STALE_S)
+			s->used_s[w] = 0; /* stale or empty: the best victim */
+		if (s->used_s[w] < s->used_s[victim])
+			victim = w;
+	}
 	if (s->khash[victim] && s->used_s[victim])
 		t->evicted++;
 	else
@@ -140,14 +143,20 @@ static bool other_owner(const uint8_t *slot, const struct sp_meta *md)
 }
 
 /* Write md under hash h; a live key of another owner is marked ambiguous
- * (fail closed: a packet is never handed to the wrong guest or tenant). */
-static void store(struct spx_table *t, uint64_t h, const struct sp_meta *md, uint64_t now)
+ * (fail closed: a packet is never handed to the wrong guest or tenant).
+ * False when the entry already held exactly md (a known flow, refreshed). */
+static bool store(struct spx_table *t, uint64_t h, const struct sp_meta *md, uint64_t now)
 {
 	bool hit;
 	uint8_t *e = lookup(t, h, now, true, &hit);
-	if (hit && other_owner(e, md))
-		e[SPX_FLAGS] |= SPX_AMBIGUOUS;
+	if (hit) {
+		if (memcmp(e, md, SPX_MD_BYTES) == 0)
+			return false;
+		if (other_owner(e, md))
+			e[SPX_FLAGS] |= SPX_AMBIGUOUS;
+	}
 	memcpy(e, md, SPX_MD_BYTES);
+	return true;
 }
 
 /* What a returned packet tells besides its 5-tuple, and so keys its state:
@@ -171,10 +180,8 @@ static void record(struct spx_table *t, uint16_t node, enum svc_mode mode, const
 {
 	uint32_t ctx = key_ctx(mode, &p->md);
 	uint64_t h = p->sp_hash ? p->sp_hash : key_hash(SPX_EXACT, node, ctx, &p->key);
-	uint8_t *e = lookup(t, h, now, false, NULL);
-	if (e && memcmp(e, &p->md, SPX_MD_BYTES) == 0)
+	if (!store(t, h, &p->md, now))
 		return; /* known flow: the lookup refreshed it */
-	store(t, h, &p->md, now);
 	if (mode == SVC_MODE_L2)
 		return; /* a bridge does not rewrite addresses */
 	store(t, key_hash(SPX_SRC_EP, node, ctx, &p->key), &p->md, now);

@@ -90,7 +90,7 @@ static uint64_t hash_eth(const uint8_t *f, size_t len, int depth)
 	if (type == TUNNEL_PROTO_NSH)
 		return depth > 0 ? 0 : hash_nsh(f + off, len - off);
 	struct pkt_layout lay;
-	struct flow_key key;
+	struct flow_key key = {0};
 	if (wire_parse_buf(f, len, &lay, &key) != DROP_NONE || !key.is_ip)
 		return 0;
 	return steer_key_hash(&key);

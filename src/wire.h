@@ -30,7 +30,8 @@
  * ports 0. */
 enum drop_reason wire_parse(struct pkt *p);
 
-/* Lower-level parse on a raw buffer, for code that holds no struct pkt. */
+/* Lower-level parse on a raw buffer, for code that holds no struct pkt;
+ * like wire_parse, it keeps key->zone and key->vni (initialise them). */
 enum drop_reason wire_parse_buf(const uint8_t *frame, size_t len, struct pkt_layout *lay,
 				struct flow_key *key);
 

@@ -65,7 +65,7 @@ static void test_insert_lookup(void **state)
 	r.zone = 5;
 	assert_ptr_equal(conntrack_insert(ct, &r, 4, 2000), c);
 	assert_int_equal(c->spi_fwd, 10);
-	struct conntrack_stats st;
+	struct conntrack_stats st = {0};
 	conntrack_get_stats(ct, &st);
 	assert_int_equal(st.entries, 1);
 	assert_int_equal(st.inserts, 1);
@@ -99,7 +99,7 @@ static void test_full(void **state)
 	struct flow_key k9 = mk(100, 17);
 	assert_null(conntrack_insert(ct, &k9, 4, 0));
 	assert_null(conntrack_insert(ct, &k9, 4, 0));
-	struct conntrack_stats st;
+	struct conntrack_stats st = {0};
 	conntrack_get_stats(ct, &st);
 	assert_int_equal(st.insert_full, 2);
 	assert_int_equal(st.entries, 8);
@@ -124,7 +124,7 @@ static void test_fill_large(void **state)
 		k.dport = (uint16_t)(i >> 16);
 		assert_non_null(conntrack_insert(ct, &k, 5, 0));
 	}
-	struct conntrack_stats st;
+	struct conntrack_stats st = {0};
 	conntrack_get_stats(ct, &st);
 	assert_int_equal(st.insert_full, 0);
 	assert_int_equal(st.entries, cap);
@@ -202,7 +202,7 @@ static void test_tcp_aging(void **state)
 	assert_int_equal(conntrack_expire(ct, 6600 * S - 1, 64), 0);
 	assert_int_equal(conntrack_expire(ct, 6600 * S + 1, 64), 1);
 	assert_false(alive(ct, 1));
-	struct conntrack_stats st;
+	struct conntrack_stats st = {0};
 	conntrack_get_stats(ct, &st);
 	assert_int_equal(st.expired, 5);
 	assert_int_equal(st.entries, 0);
@@ -269,7 +269,7 @@ static void test_delete_reuse(void **state)
 		r.zone = 5;
 		assert_null(conntrack_lookup(ct, &r, &d));
 	}
-	struct conntrack_stats st;
+	struct conntrack_stats st = {0};
 	conntrack_get_stats(ct, &st);
 	assert_int_equal(st.deleted, 2000);
 	assert_int_equal(st.entries, 0);

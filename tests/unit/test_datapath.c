@@ -519,7 +519,7 @@ static void test_two_workers(void **state)
 	/* both workers own flows; each holds exactly its own connections */
 	assert_true(owned[0] > 0 && owned[1] > 0);
 	for (int i = 0; i < 2; i++) {
-		struct conntrack_stats st;
+		struct conntrack_stats st = {0};
 		conntrack_get_stats(memhost_dp(w[i])->ct, &st);
 		assert_int_equal(st.entries, owned[i]);
 		assert_int_equal(memhost_dp(w[i])->drops[DROP_STEER_FULL], 0);

@@ -231,7 +231,7 @@ static void test_spmac(void **state)
 		struct mac *m = &ps->node_spmac[i];
 		assert_int_equal(m->b[0], 0x02);
 		assert_int_equal(m->b[1], 0xd7);
-		struct spmac_owner o;
+		struct spmac_owner o = {0};
 		assert_true(path_spmac_lookup(ps, t, m, &o));
 		assert_true(o.is_node);
 		assert_int_equal(o.index, i);
@@ -241,7 +241,7 @@ static void test_spmac(void **state)
 		struct mac *m = &ps->host_spmac[i];
 		assert_int_equal(m->b[0], 0x02);
 		assert_int_equal(m->b[1], 0xd8);
-		struct spmac_owner o;
+		struct spmac_owner o = {0};
 		assert_true(path_spmac_lookup(ps, t, m, &o));
 		assert_false(o.is_node);
 		assert_int_equal(o.index, i);
@@ -250,7 +250,7 @@ static void test_spmac(void **state)
 	for (int i = 0; i < n; i++)
 		for (int j = 0; j < i; j++)
 			assert_false(mac_eq(&all[i], &all[j]));
-	struct spmac_owner o;
+	struct spmac_owner o = {0};
 	assert_false(path_spmac_lookup(ps, t, &t->guests[0].mac, &o));
 	struct mac other = {{0x02, 0xd7, 0, 0, 0, 0}};
 	if (!mac_eq(&other, &all[0]))

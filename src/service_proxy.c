@@ -340,12 +340,19 @@ uint64_t service_proxy_prefetch(const struct hostcfg *hc, const struct spx_table
 {
 	enum svc_mode mode = hc->topo->services[hc->topo->nodes[node].service].mode;
 	uint64_t h = key_hash(SPX_EXACT, node, key_ctx(mode, &p->md), &p->key);
-	uint32_t set = (uint32_t)(h >> 40) & t->set_mask;
-	__builtin_prefetch(&t->sets[set]);
-	const struct spx_md *m = &t->md[set * SPX_WAYS];
-	for (int w = 0; w < SPX_WAYS; w++)
-		__builtin_prefetch(&m[w]);
+	__builtin_prefetch(&t->sets[(uint32_t)(h >> 40) & t->set_mask]);
 	return h;
+}
+
+void service_proxy_prefetch_md(const struct spx_table *t, const struct pkt *p)
+{
+	uint32_t set = (uint32_t)(p->sp_hash >> 40) & t->set_mask;
+	const struct spx_set *s = &t->sets[set];
+	for (int w = 0; w < SPX_WAYS; w++)
+		if (s->khash[w] == p->sp_hash) {
+			__builtin_prefetch(&t->md[set * SPX_WAYS + (uint32_t)w]);
+			return;
+		}
 }
 
 enum spx_result service_proxy_rx_finish(const struct hostcfg *hc, struct spx_table *t, uint16_t node, struct pkt *p,

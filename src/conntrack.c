@@ -73,6 +73,7 @@ size_t conntrack_entry_bytes(void)
 }
 
 _Static_assert(sizeof(struct conn) + sizeof(struct bucket) / 2 <= 256, "entry budget");
+_Static_assert(sizeof(struct conn) == 128, "an entry is two cache lines");
 
 struct conntrack *conntrack_create(uint32_t capacity)
 {
@@ -144,6 +145,31 @@ static inline void key_buckets(const struct conntrack *ct, uint64_t h, uint32_t 
 	*sig = (uint32_t)(h >> 16) ^ (uint32_t)(h >> 48);
 }
 
+/* The slots of a bucket in use whose signature is sig, as a bit mask (bit
+ * i = slot i): the line compared at once, for searches that mostly miss
+ * (an insert makes sure its keys are new). */
+#if defined(__SSE2__)
+#include <emmintrin.h>
+static inline unsigned sig_match(const struct bucket *bk, uint32_t sig)
+{
+	__m128i want = _mm_set1_epi32((int)sig), zero = _mm_setzero_si128();
+	__m128i s0 = _mm_loadu_si128((const __m128i *)bk->sig), s1 = _mm_loadu_si128((const __m128i *)(bk->sig + 4));
+	__m128i r0 = _mm_loadu_si128((const __m128i *)bk->ref), r1 = _mm_loadu_si128((const __m128i *)(bk->ref + 4));
+	__m128i m0 = _mm_andnot_si128(_mm_cmpeq_epi32(r0, zero), _mm_cmpeq_epi32(s0, want));
+	__m128i m1 = _mm_andnot_si128(_mm_cmpeq_epi32(r1, zero), _mm_cmpeq_epi32(s1, want));
+	return (unsigned)_mm_movemask_ps(_mm_castsi128_ps(m0)) | (unsigned)_mm_movemask_ps(_mm_castsi128_ps(m1)) << 4;
+}
+#else
+static inline unsigned sig_match(const struct bucket *bk, uint32_t sig)
+{
+	unsigned m = 0;
+	for (int i = 0; i < SLOTS; i++)
+		if (bk->sig[i] == sig && bk->ref[i])
+			m |= 1u << i;
+	return m;
+}
+#endif
+
 static inline struct conn *ref_conn(struct conntrack *ct, uint32_t ref, int *dir)
 {
 	*dir = (int)((ref - 1) & 1);
@@ -153,12 +179,11 @@ static inline struct conn *ref_conn(struct conntrack *ct, uint32_t ref, int *dir
 static struct conn *bucket_find(struct conntrack *ct, uint32_t b, uint32_t sig, const struct flow_key *k, int *dir)
 {
 	const struct bucket *bk = &ct->buckets[b];
-	for (int i = 0; i < SLOTS; i++) {
-		if (bk->sig[i] != sig || bk->ref[i] == 0)
-			continue;
+	for (unsigned m = sig_match(bk, sig); m; m &= m - 1) {
+		int i = __builtin_ctz(m);
 		int d;
 		struct conn *c = ref_conn(ct, bk->ref[i], &d);
-		if (flow_key_eq(&c->key[d], k)) {
+		if (conn_key_eq(c, d, k)) {
 			*dir = d;
 			return c;
 		}
@@ -192,8 +217,10 @@ static int bucket_make_room(struct conntrack *ct, uint32_t b)
 	for (int i = 0; i < SLOTS; i++) {
 		int d;
 		struct conn *c = ref_conn(ct, bk->ref[i], &d);
+		struct flow_key k;
+		conn_key(c, d, &k);
 		uint32_t o1, o2, sig;
-		key_buckets(ct, flow_key_hash(&c->key[d]), &o1, &o2, &sig);
+		key_buckets(ct, flow_key_hash(&k), &o1, &o2, &sig);
 		uint32_t alt = o1 == b ? o2 : o1;
 		int j = bucket_free_slot(&ct->buckets[alt]);
 		if (j < 0)
@@ -293,8 +320,11 @@ void conntrack_lookup_batch(struct conntrack *ct, const struct flow_key *const *
 					}
 				}
 			}
-			if (cand[i])
-				__builtin_prefetch(&ct->entries[(cand[i] - 1) >> 1], 0, 3);
+			if (cand[i]) { /* the whole entry: its key and what the caller updates */
+				const struct conn *e = &ct->entries[(cand[i] - 1) >> 1];
+				__builtin_prefetch(e, 1, 3);
+				__builtin_prefetch((const char *)e + 64, 1, 3);
+			}
 		}
 		/* 3: verify; a signature collision falls back to the full search */
 		for (uint32_t i = 0; i < m; i++) {
@@ -302,7 +332,7 @@ void conntrack_lookup_batch(struct conntrack *ct, const struct flow_key *const *
 			struct conn *c = NULL;
 			if (cand[i]) {
 				c = ref_conn(ct, cand[i], &d);
-				if (!flow_key_eq(&c->key[d], keys[base + i]))
+				if (!conn_key_eq(c, d, keys[base + i]))
 					c = find_hashed(ct, keys[base + i], h[i], &d);
 			}
 			ct->st.lookups++;
@@ -326,6 +356,22 @@ static void free_entry(struct conntrack *ct, struct conn *c)
 	ct->st.entries--;
 }
 
+void conntrack_prefetch_insert(const struct conntrack *ct, const struct flow_key *k, uint16_t reverse_zone)
+{
+	struct flow_key rk;
+	flow_key_reverse(k, &rk);
+	rk.zone = reverse_zone;
+	uint32_t b1, b2, sig;
+	key_buckets(ct, flow_key_hash(&rk), &b1, &b2, &sig);
+	__builtin_prefetch(&ct->buckets[b1], 1, 3);
+	__builtin_prefetch(&ct->buckets[b2], 1, 3);
+	if (ct->free_head != UINT32_MAX) {
+		const struct conn *e = &ct->entries[ct->free_head];
+		__builtin_prefetch(e, 1, 3);
+		__builtin_prefetch((const char *)e + 64, 1, 3);
+	}
+}
+
 struct conn *conntrack_insert(struct conntrack *ct, const struct flow_key *k, uint16_t reverse_zone,
 			      uint64_t now_ns)
 {
@@ -347,8 +393,8 @@ struct conn *conntrack_insert(struct conntrack *ct, const struct flow_key *k, ui
 	c = &ct->entries[idx];
 	uint32_t next = c->spi_fwd;
 	memset(c, 0, sizeof(*c));
-	c->key[0] = *k;
-	c->key[1] = rk;
+	c->key = *k;
+	c->rzone = reverse_zone;
 	bool self = flow_key_eq(k, &rk);
 	if (!index_add(ct, hk, idx * 2 + 1)) {
 		c->spi_fwd = next;
@@ -432,7 +478,7 @@ void conntrack_update(struct conntrack *ct, struct conn *c, int dir, uint8_t tcp
 
 static uint64_t conn_timeout(const struct conntrack *ct, const struct conn *c)
 {
-	switch (c->key[0].proto) {
+	switch (c->key.proto) {
 	case 6:
 		switch (c->tcp_state) {
 		case TCP_ESTABLISHED:
@@ -454,9 +500,11 @@ static uint64_t conn_timeout(const struct conntrack *ct, const struct conn *c)
 static void delete_entry(struct conntrack *ct, struct conn *c)
 {
 	uint32_t idx = (uint32_t)(c - ct->entries);
-	index_del(ct, flow_key_hash(&c->key[0]), idx * 2 + 1);
+	struct flow_key rk;
+	conn_key(c, 1, &rk);
+	index_del(ct, flow_key_hash(&c->key), idx * 2 + 1);
 	if (!(c->flags & CF_SELF))
-		index_del(ct, flow_key_hash(&c->key[1]), idx * 2 + 2);
+		index_del(ct, flow_key_hash(&rk), idx * 2 + 2);
 	free_entry(ct, c);
 }
 

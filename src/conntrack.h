@@ -10,9 +10,13 @@
 
 #include "flow.h"
 
-/* A connection record, reached from either of its two keys. */
+/* A connection record, reached from either of its two keys. Only the
+ * forward key is stored: the reverse is the same tuple swapped, under the
+ * zone of the other end (rzone). Two cache lines, aligned. */
 struct conn {
-	struct flow_key key[2];   /* [0] = forward (as first seen), [1] = reverse */
+	struct flow_key key;      /* forward (as first seen) */
+	uint16_t rzone;           /* zone of the reverse key */
+	uint16_t path;            /* the caller's cache of the path index of spi_fwd (checked against it) */
 	uint32_t spi_fwd, spi_rev;
 	uint16_t chain;
 	uint16_t rule;
@@ -21,11 +25,31 @@ struct conn {
 	uint16_t skip_mask;       /* services to skip (bit per chain position) */
 	uint8_t tcp_state;        /* internal TCP tracking state */
 	uint8_t flags;
-	uint16_t path;            /* the caller's cache of the path index of spi_fwd (checked against it) */
 	uint64_t last_seen_ns;
 	uint64_t created_ns;
 	uint64_t pkts[2], bytes[2];
-};
+} __attribute__((aligned(64)));
+
+/* The key of direction dir (0 forward, 1 reverse) of c. */
+static inline void conn_key(const struct conn *c, int dir, struct flow_key *out)
+{
+	if (dir == 0) {
+		*out = c->key;
+		return;
+	}
+	flow_key_reverse(&c->key, out);
+	out->zone = c->rzone;
+}
+
+/* Is k the key of direction dir of c? */
+static inline bool conn_key_eq(const struct conn *c, int dir, const struct flow_key *k)
+{
+	if (dir == 0)
+		return flow_key_eq(&c->key, k);
+	return memcmp(&k->src, &c->key.dst, sizeof(k->src)) == 0 && memcmp(&k->dst, &c->key.src, sizeof(k->dst)) == 0 &&
+	       k->sport == c->key.dport && k->dport == c->key.sport && k->proto == c->key.proto &&
+	       k->is_ip == c->key.is_ip && k->zone == c->rzone && k->vni == c->key.vni;
+}
 
 /* Is c a live record (not deleted or expired)? For caches of conn pointers
  * (flowcache.h), which must also compare the key. */
@@ -52,6 +76,9 @@ void conntrack_lookup_batch(struct conntrack *ct, const struct flow_key *const *
  * flow_key_reverse, with reverse_zone as its zone). NULL when the table is
  * full (counted in insert_full): the caller falls back to stateless
  * selection. */
+/* Before conntrack_insert of k, a vector earlier: prefetch what it writes
+ * (the buckets of the reverse key, the next free entry). */
+void conntrack_prefetch_insert(const struct conntrack *ct, const struct flow_key *k, uint16_t reverse_zone);
 struct conn *conntrack_insert(struct conntrack *ct, const struct flow_key *k, uint16_t reverse_zone,
 			      uint64_t now_ns);
 /* Update state on a packet of c in direction dir (TCP flags; 0 for non-TCP). */

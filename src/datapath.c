@@ -456,6 +456,9 @@ static void stage_classify(struct datapath *dp, struct pkt **v, uint32_t n)
 	if (!k)
 		return;
 	conntrack_lookup_batch(dp->ct, keys, k, conns, dirs);
+	for (uint32_t i = 0; i < k; i++) /* new flows: the writes of their insert */
+		if (!conns[i] && rules[i] != CLS_NO_RULE)
+			conntrack_prefetch_insert(dp->ct, keys[i], (uint16_t)(keys[i]->zone ^ 1));
 	for (uint32_t i = 0; i < k; i++) {
 		if (conns[i] && lh[i])
 			flowcache_insert(&dp->fc, lh[i], conns[i], dirs[i]);
@@ -508,7 +511,7 @@ static void sp_forward(struct datapath *dp, struct pkt *p)
 static void stage_to_node(struct datapath *dp, struct pkt **v, uint32_t n)
 {
 	for (uint32_t i = 0; i < n; i++)
-		service_proxy_prefetch_md(dp->spx, v[i]);
+		service_proxy_prefetch_md(dp->hc, dp->spx, v[i]->next, v[i], dp->now_ns, true);
 	for (uint32_t i = 0; i < n; i++) {
 		struct pkt *p = v[i];
 		uint16_t node = p->next;
@@ -554,7 +557,7 @@ static void stage_node_rx(struct datapath *dp, struct pkt **v, uint32_t n)
 		}
 	}
 	for (uint32_t i = 0; i < k; i++)
-		service_proxy_prefetch_md(dp->spx, ok[i]);
+		service_proxy_prefetch_md(hc, dp->spx, hc->ports[ok[i]->in_port].ref, ok[i], dp->now_ns, false);
 	for (uint32_t i = 0; i < k; i++) {
 		struct pkt *p = ok[i];
 		uint16_t node = hc->ports[p->in_port].ref;

@@ -44,7 +44,7 @@ static inline void flowcache_prefetch(const struct flowcache *fc, uint64_t h)
 static inline struct conn *flowcache_lookup(struct flowcache *fc, const struct flow_key *k, uint64_t h, int *dir)
 {
 	const struct flowcache_entry *e = &fc->e[h & fc->mask];
-	if (e->sig == flowcache_sig(h) && conn_live(e->c) && flow_key_eq(&e->c->key[e->dir], k)) {
+	if (e->sig == flowcache_sig(h) && conn_live(e->c) && conn_key_eq(e->c, e->dir, k)) {
 		*dir = (int)e->dir;
 		fc->hits++;
 		return e->c;

@@ -344,7 +344,23 @@ uint64_t service_proxy_prefetch(const struct hostcfg *hc, const struct spx_table
 	return h;
 }
 
-void service_proxy_prefetch_md(const struct spx_table *t, const struct pkt *p)
+/* The way a miss in set s would take (lookup's choice of victim). */
+static int victim_of(const struct spx_set *s, uint32_t ts)
+{
+	int victim = 0;
+	uint32_t best = UINT32_MAX;
+	for (int w = 0; w < SPX_WAYS; w++) {
+		uint32_t u = !s->khash[w] || ts - s->used_s[w] >= SPX_STALE_S ? 0 : s->used_s[w];
+		if (u < best) {
+			best = u;
+			victim = w;
+		}
+	}
+	return victim;
+}
+
+void service_proxy_prefetch_md(const struct hostcfg *hc, const struct spx_table *t, uint16_t node,
+			       const struct pkt *p, uint64_t now_ns, bool to_node)
 {
 	uint32_t set = (uint32_t)(p->sp_hash >> 40) & t->set_mask;
 	const struct spx_set *s = &t->sets[set];
@@ -353,6 +369,21 @@ void service_proxy_prefetch_md(const struct spx_table *t, const struct pkt *p)
 			__builtin_prefetch(&t->md[set * SPX_WAYS + (uint32_t)w]);
 			return;
 		}
+	if (!to_node)
+		return;
+	/* a new flow: the line it will be written to, and the sets of its
+	 * endpoint keys (routed and nsh nodes) with their lines */
+	__builtin_prefetch(&t->md[set * SPX_WAYS + (uint32_t)victim_of(s, now_s(now_ns))], 1);
+	enum svc_mode mode = hc->topo->services[hc->topo->nodes[node].service].mode;
+	if (mode == SVC_MODE_L2)
+		return;
+	uint32_t ctx = key_ctx(mode, &p->md);
+	for (enum spx_kind k = SPX_SRC_EP; k <= SPX_DST_EP; k++) {
+		uint32_t es = (uint32_t)(key_hash(k, node, ctx, &p->key) >> 40) & t->set_mask;
+		__builtin_prefetch(&t->sets[es], 1);
+		for (int w = 0; w < SPX_WAYS; w++)
+			__builtin_prefetch(&t->md[es * SPX_WAYS + (uint32_t)w], 1);
+	}
 }
 
 enum spx_result service_proxy_rx_finish(const struct hostcfg *hc, struct spx_table *t, uint16_t node, struct pkt *p,

@@ -53,10 +53,12 @@ enum spx_result service_proxy_rx_finish(const struct hostcfg *hc, struct spx_tab
  * in two steps a vector apart: service_proxy_prefetch fetches the set of
  * hashes and returns the state's hash, for the caller to keep in
  * pkt->sp_hash; service_proxy_prefetch_md then reads the set and fetches
- * only the line of the way that holds it. */
+ * only the line of the way that holds it (to_node: of a flow not yet
+ * recorded, the lines its record will write). */
 uint64_t service_proxy_prefetch(const struct hostcfg *hc, const struct spx_table *t, uint16_t node,
 				const struct pkt *p);
-void service_proxy_prefetch_md(const struct spx_table *t, const struct pkt *p);
+void service_proxy_prefetch_md(const struct hostcfg *hc, const struct spx_table *t, uint16_t node,
+			       const struct pkt *p, uint64_t now_ns, bool to_node);
 enum spx_result service_proxy_from_node(const struct hostcfg *hc, struct spx_table *t, uint16_t node,
 					struct pkt *p, uint64_t now_ns, enum drop_reason *why);
 

@@ -319,13 +319,13 @@ static bool flow_row(struct conn *c, void *arg)
 	if (json_array_size(f->a) >= 10000)
 		return false;
 	char src[IPADDR_STRLEN], dst[IPADDR_STRLEN], at[64], s[80], t[80];
-	ipaddr_format(&c->key[0].src, src);
-	ipaddr_format(&c->key[0].dst, dst);
-	snprintf(s, sizeof(s), "%s:%u", src, c->key[0].sport);
-	snprintf(t, sizeof(t), "%s:%u", dst, c->key[0].dport);
+	ipaddr_format(&c->key.src, src);
+	ipaddr_format(&c->key.dst, dst);
+	snprintf(s, sizeof(s), "%s:%u", src, c->key.sport);
+	snprintf(t, sizeof(t), "%s:%u", dst, c->key.dport);
 	json_array_append_new(
-		f->a, json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:i, s:I, s:I, s:f}", "proto", proto_name(c->key[0].proto),
-				"src", s, "dst", t, "at", zone_text(hc, c->key[0].zone, at, sizeof(at)), "chain",
+		f->a, json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:i, s:I, s:I, s:f}", "proto", proto_name(c->key.proto),
+				"src", s, "dst", t, "at", zone_text(hc, c->key.zone, at, sizeof(at)), "chain",
 				c->chain < hc->topo->n_chains ? hc->topo->chains[c->chain].name : "?", "spi_fwd",
 				(int)c->spi_fwd, "spi_rev", (int)c->spi_rev, "pkts_fwd", (json_int_t)c->pkts[0],
 				"pkts_rev", (json_int_t)c->pkts[1], "idle_s",

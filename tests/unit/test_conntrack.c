@@ -47,10 +47,10 @@ static void test_insert_lookup(void **state)
 	assert_non_null(c);
 	c->spi_fwd = 10;
 	c->spi_rev = 11;
-	assert_true(flow_key_eq(&c->key[0], &k));
+	assert_true(conn_key_eq(c, 0, &k));
 	flow_key_reverse(&k, &r);
 	r.zone = 5;
-	assert_true(flow_key_eq(&c->key[1], &r));
+	assert_true(conn_key_eq(c, 1, &r));
 	int dir = -1;
 	assert_ptr_equal(conntrack_lookup(ct, &k, &dir), c);
 	assert_int_equal(dir, 0);
@@ -137,7 +137,7 @@ static void test_fill_large(void **state)
 		struct conn *c = conntrack_lookup(ct, &r, &d);
 		assert_non_null(c);
 		assert_int_equal(d, 1);
-		assert_true(flow_key_eq(&c->key[0], &k));
+		assert_true(conn_key_eq(c, 0, &k));
 	}
 	conntrack_destroy(ct);
 }

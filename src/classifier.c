@@ -30,9 +30,15 @@
  *    probes them in that order and stops as soon as a tuple's best rank
  *    cannot beat the hit found so far. A rule whose two ranges would make
  *    more than CLS_EXPAND_MAX entries stays in a rank-ordered list scanned
- *    alongside (also with early stop). Cost: O(T) hash probes (T =
- *    distinct tuples: prefix-length and port-mask combinations in use);
- *    build O(n log n), memory O(n x blocks) per set. */
+ *    alongside (also with early stop). Prefix filters skip tuples before
+ *    probing them: for each distinct source (destination) prefix length
+ *    of the tuples, a hash set of the prefixes of that length in use; one
+ *    probe per length gives the lengths at which the packet's address has
+ *    any rule, and a tuple of another length cannot match (used where the
+ *    lengths are fewer than the tuples). Cost: O(L + T') hash probes (L =
+ *    distinct prefix lengths, T' = tuples left: prefix-length and port-mask
+ *    combinations in use that the filters let through); build O(n log n),
+ *    memory O(n x blocks) per set. */
 #include "classifier.h"
 
 #include <stdlib.h>
@@ -62,9 +68,25 @@ struct tuple {
 	uint64_t smask[2], dmask[2];
 	uint16_t sport_mask, dport_mask; /* 0xffff exact ... 0 any */
 	uint8_t proto_wild, need_l4;
+	uint8_t splen, dplen;    /* prefix lengths of smask, dmask */
 	uint32_t best_rank;
 	uint32_t n, mask;        /* entries, table size - 1 */
 	struct tss_ent *tab;
+};
+
+/* The prefixes of one address field in use, per length (see the top). */
+struct pfx_ent {
+	uint64_t a[2];
+	uint8_t len, used;
+};
+
+struct pfx_filter {
+	bool on;
+	uint8_t n_lens;
+	uint8_t lens[129];       /* distinct nonzero lengths */
+	uint64_t (*masks)[2];    /* [n_lens] */
+	struct pfx_ent *tab;
+	uint32_t mask;
 };
 
 struct cset {
@@ -75,6 +97,7 @@ struct cset {
 	uint32_t n_lin;
 	struct tuple *tuples;    /* TSS only, ordered by best_rank */
 	uint32_t n_tuples;
+	struct pfx_filter pf[2]; /* TSS only: source, destination */
 };
 
 struct classifier {
@@ -158,12 +181,63 @@ static bool crule_match(const struct crule *r, const struct flow_key *k, const u
 
 static uint64_t tss_hash(const uint64_t s[2], const uint64_t d[2], uint8_t proto, uint16_t sport, uint16_t dport)
 {
-	uint64_t h = hash_mix64(s[0] ^ 0x9e3779b97f4a7c15ULL);
-	h = hash_mix64(h ^ s[1]);
-	h = hash_mix64(h ^ d[0]);
-	h = hash_mix64(h ^ d[1]);
-	return hash_mix64(h ^ ((uint64_t)proto << 32 | (uint64_t)sport << 16 | dport));
+	uint64_t w[5] = {s[0], s[1], d[0], d[1], (uint64_t)proto << 32 | (uint64_t)sport << 16 | dport};
+	return hash_bytes(w, sizeof(w), 0x7553);
 }
+
+static uint64_t pfx_hash(const uint64_t a[2], uint8_t len)
+{
+	uint64_t w[2] = {a[0], a[1] ^ len};
+	return hash_bytes(w, sizeof(w), 0x9f11);
+}
+
+static int plen_of(const uint64_t m[2])
+{
+	return __builtin_popcountll(m[0]) + __builtin_popcountll(m[1]);
+}
+
+static bool pfx_add(struct pfx_filter *f, const uint64_t a[2], uint8_t len)
+{
+	for (uint32_t i = (uint32_t)pfx_hash(a, len) & f->mask;; i = (i + 1) & f->mask) {
+		struct pfx_ent *e = &f->tab[i];
+		if (!e->used) {
+			*e = (struct pfx_ent){{a[0], a[1]}, len, 1};
+			return true;
+		}
+		if (e->len == len && e->a[0] == a[0] && e->a[1] == a[1])
+			return false;
+	}
+}
+
+static bool pfx_has(const struct pfx_filter *f, const uint64_t a[2], uint8_t len)
+{
+	for (uint32_t i = (uint32_t)pfx_hash(a, len) & f->mask;; i = (i + 1) & f->mask) {
+		const struct pfx_ent *e = &f->tab[i];
+		if (!e->used)
+			return false;
+		if (e->len == len && e->a[0] == a[0] && e->a[1] == a[1])
+			return true;
+	}
+}
+
+/* bits[l / 64] bit l % 64: some rule prefix of length l contains k. */
+static void pfx_bits(const struct pfx_filter *f, const uint64_t k[2], uint64_t bits[3])
+{
+	if (!f->on) {
+		bits[0] = bits[1] = bits[2] = ~0ull;
+		return;
+	}
+	bits[0] = 1; /* length 0: everything */
+	bits[1] = bits[2] = 0;
+	for (uint32_t i = 0; i < f->n_lens; i++) {
+		uint8_t l = f->lens[i];
+		uint64_t a[2] = {k[0] & f->masks[i][0], k[1] & f->masks[i][1]};
+		if (pfx_has(f, a, l))
+			bits[l / 64] |= 1ull << (l % 64);
+	}
+}
+
+static bool pfx_bit(const uint64_t bits[3], uint8_t l) { return bits[l / 64] >> (l % 64) & 1; }
 
 /* A port range as aligned blocks: out[i] = value, masks[i] = prefix mask.
  * Returns the number of blocks (1 for any or a single port). */
@@ -264,6 +338,45 @@ static void cset_free(struct cset *s)
 	for (uint32_t i = 0; i < s->n_tuples; i++)
 		free(s->tuples[i].tab);
 	free(s->tuples);
+	for (int i = 0; i < 2; i++) {
+		free(s->pf[i].masks);
+		free(s->pf[i].tab);
+	}
+}
+
+/* Fills filter f from the n_x entries' addresses (src or dst) at their
+ * tuples' lengths; turns it on when it has fewer lengths than tuples. */
+static bool pfx_build(struct pfx_filter *f, bool dst, const struct tuple *tuples, uint32_t n_tuples,
+		      const struct xrule *xs, const uint32_t *tup_of, uint32_t n_x)
+{
+	bool seen[129] = {false};
+	for (uint32_t j = 0; j < n_tuples; j++) {
+		uint8_t l = dst ? tuples[j].dplen : tuples[j].splen;
+		if (l && !seen[l]) {
+			seen[l] = true;
+			f->lens[f->n_lens++] = l;
+		}
+	}
+	if (f->n_lens == 0 || f->n_lens >= n_tuples)
+		return true; /* off: probing the lengths would cost as much as the tuples */
+	uint32_t cap = 8;
+	while (cap < n_x * 2)
+		cap <<= 1;
+	f->masks = calloc(f->n_lens, sizeof(*f->masks));
+	f->tab = calloc(cap, sizeof(*f->tab));
+	if (!f->masks || !f->tab)
+		return false;
+	f->mask = cap - 1;
+	for (uint32_t i = 0; i < f->n_lens; i++)
+		make_mask(f->lens[i], f->masks[i]);
+	for (uint32_t i = 0; i < n_x; i++) {
+		const struct tuple *tp = &tuples[tup_of[i]];
+		uint8_t l = dst ? tp->dplen : tp->splen;
+		if (l)
+			pfx_add(f, dst ? xs[i].r->dst : xs[i].r->src, l);
+	}
+	f->on = true;
+	return true;
 }
 
 /* Compiles the rank-ordered rule list ids[0..n) into s (takes ids). */
@@ -342,6 +455,8 @@ static bool cset_build(struct cset *s, const struct topology *t, uint16_t *ids, 
 			tp->sport_mask = x->sp.mask;
 			tp->dport_mask = x->dp.mask;
 			tp->need_l4 = x->r->need_l4;
+			tp->splen = (uint8_t)plen_of(tp->smask);
+			tp->dplen = (uint8_t)plen_of(tp->dmask);
 			tp->best_rank = x->r->rank; /* entries come in rank order */
 		}
 		s->tuples[j].n++;
@@ -363,6 +478,13 @@ static bool cset_build(struct cset *s, const struct topology *t, uint16_t *ids, 
 	}
 	for (uint32_t i = 0; i < n_x; i++)
 		tuple_put(&s->tuples[tup_of[i]], &xs[i]);
+	if (!pfx_build(&s->pf[0], false, s->tuples, s->n_tuples, xs, tup_of, n_x) ||
+	    !pfx_build(&s->pf[1], true, s->tuples, s->n_tuples, xs, tup_of, n_x)) {
+		free(tup_of);
+		free(xs);
+		free(all);
+		return false;
+	}
 	free(tup_of);
 	free(xs);
 	free(all);
@@ -386,10 +508,17 @@ static uint16_t cset_lookup(const struct cset *s, const struct flow_key *k)
 			break; /* rank order */
 		}
 	}
+	if (!s->n_tuples)
+		return rule;
+	uint64_t sb[3], db[3];
+	pfx_bits(&s->pf[0], ks, sb);
+	pfx_bits(&s->pf[1], kd, db);
 	for (uint32_t j = 0; j < s->n_tuples; j++) {
 		const struct tuple *tp = &s->tuples[j];
 		if (tp->best_rank >= best)
 			break;
+		if (!pfx_bit(sb, tp->splen) || !pfx_bit(db, tp->dplen))
+			continue; /* no rule prefix of its lengths contains the packet's addresses */
 		const struct tss_ent *e = tuple_find(tp, k, ks, kd);
 		if (e && e->rank < best) {
 			best = e->rank;

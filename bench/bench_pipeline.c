@@ -123,8 +123,12 @@ static struct result run(struct memhost *m, uint16_t port, const uint8_t *frames
 /* TOPO with n more rules at vm1's egress, of higher priority than `web`
  * and matching none of the benchmark's flows: /16, /24 and /32
  * destinations, exact ports and ranges, so that the classifier holds
- * several tuples and has to look through them before it finds `web`. */
-static char *topo_with_rules(uint32_t n)
+ * several tuples and has to look through them before it finds `web`.
+ * near: the destinations are in the flows' own /16 (10.1.0.0/16, every
+ * /24 rule in it and the /16 ones contain vm2's address), so that the
+ * classifier's prefix filters cannot skip those tuples: only the ports
+ * tell the rules apart. */
+static char *topo_with_rules(uint32_t n, bool near)
 {
 	size_t room = strlen(TOPO) + (size_t)n * 200 + 1;
 	char *y = malloc(room);
@@ -138,18 +142,19 @@ static char *topo_with_rules(uint32_t n)
 			snprintf(port, sizeof(port), "\"%u-%u\"", 1000 + i % 5000, 1010 + i % 5000);
 		else
 			snprintf(port, sizeof(port), "%u", 81 + i % 30000);
+		unsigned b = near ? 1 : 2 + i / 65536 % 200, c = near ? i % 3 == 1 ? 0 : 1 + i / 3 % 250 : i / 256 % 256;
 		off += (size_t)snprintf(y + off, room - off,
 					"  - { name: r%u, applied_to: [vm1], direction: egress, priority: %u, "
-					"match: { proto: tcp, dst: 10.%u.%u.0/%s, dst_port: %s }, action: redirect, chain: c2 }\n",
-					i, 200 + i % 100, 2 + i / 65536 % 200, i / 256 % 256, pfx[i % 3], port);
+					"match: { proto: tcp, dst: 10.%u.%u.%u/%s, dst_port: %s }, action: redirect, chain: c2 }\n",
+					i, 200 + i % 100, b, c, near ? i % 250 : 0, pfx[i % 3], port);
 	}
 	return y;
 }
 
 /* New flows and established flows through the chain with n_rules rules. */
-static int run_rules(uint32_t n_rules, uint32_t flows, uint64_t total)
+static int run_rules(uint32_t n_rules, bool near, uint32_t flows, uint64_t total)
 {
-	char *y = topo_with_rules(n_rules);
+	char *y = topo_with_rules(n_rules, near);
 	struct memhost *m = y ? memhost_create(y, "h1", flows < (1u << 17) ? 1u << 18 : 2 * flows) : NULL;
 	uint8_t *web = make_frames(flows, 80, 0x10), *syn = make_frames(flows, 80, 0x02);
 	if (!m || !web || !syn) {
@@ -161,10 +166,10 @@ static int run_rules(uint32_t n_rules, uint32_t flows, uint64_t total)
 	uint16_t p1 = hostcfg_port_by_ifname(memhost_cfg(m), "vm1p");
 	char name[64];
 	struct result nf = run(m, p1, syn, flows, flows < BATCH_MAX ? BATCH_MAX : flows - flows % BATCH_MAX);
-	snprintf(name, sizeof(name), "new-flow setup, %u rules", n_rules);
+	snprintf(name, sizeof(name), "new-flow setup, %u rules%s", n_rules, near ? " near" : "");
 	printf("%-34s %10u %10.2f %12.1f\n", name, flows, nf.mpps, nf.ns);
 	struct result ch = run(m, p1, web, flows, total);
-	snprintf(name, sizeof(name), "2-hop chain established, %u rules", n_rules);
+	snprintf(name, sizeof(name), "chain established, %u rules%s", n_rules, near ? " near" : "");
 	printf("%-34s %10u %10.2f %12.1f\n", name, flows, ch.mpps, ch.ns);
 	const struct flowcache *fc = &memhost_dp(m)->fc;
 	printf("%-34s %10s %10.1f%%\n", "  flow cache hits", "", 100.0 * (double)fc->hits / (double)(fc->hits + fc->misses + 1));
@@ -502,9 +507,11 @@ int main(int argc, char **argv)
 		free(syn);
 		memhost_destroy(m);
 	}
-	if (want(only, "rules"))
+	if (want(only, "rules")) {
 		for (int f = 1; f < 3; f++)
-			rc |= run_rules(10000, one_count ? one_count : flow_counts[f], total);
+			rc |= run_rules(10000, false, one_count ? one_count : flow_counts[f], total);
+		rc |= run_rules(10000, true, one_count ? one_count : flow_counts[1], total);
+	}
 	if (want(only, "dist"))
 		for (int f = 0; f < 3; f++) {
 			uint32_t n = one_count ? one_count : flow_counts[f];

@@ -81,7 +81,7 @@ static bool open_port(const struct daemon *d, const struct hostcfg *hc, const st
 			log_info("port %s open (AF_XDP, %u worker%s)", hp->ifname, n, n > 1 ? "s" : "");
 			return true;
 		}
-		close_all(io, n);
+		close_all(io, w); /* the ones opened; io[w..] were never set */
 		if (!quiet)
 			log_warn("port %s: AF_XDP not available (%s); using AF_PACKET", hp->ifname, err);
 	}
@@ -89,7 +89,7 @@ static bool open_port(const struct daemon *d, const struct hostcfg *hc, const st
 	o.fanout_workers = n;
 	for (uint16_t w = 0; w < n; w++) {
 		if (!(io[w] = io_open_afpacket(hp->ifname, &o, err, sizeof(err)))) {
-			close_all(io, n);
+			close_all(io, w);
 			if (!quiet)
 				log_warn("port %s: %s (retrying every second)", hp->ifname, err);
 			return false;

@@ -22,7 +22,6 @@ void io_opts_init(struct io_opts *o)
 	o->rx_block_size = 256 * 1024;
 	o->rx_block_nr = 32;
 	o->rx_block_tov_ms = 1;
-	o->tx_frame_nr = 512;
 	o->mtu = 1500;
 }
 

@@ -30,7 +30,6 @@ struct io_opts {
 	uint32_t rx_block_size;   /* TPACKET_V3 block bytes (page multiple, power of 2); 256 KiB */
 	uint32_t rx_block_nr;     /* blocks in the RX ring; 32 */
 	uint32_t rx_block_tov_ms; /* a partly filled block is handed over after this; 1 */
-	uint32_t tx_frame_nr;     /* frames in the TX ring; 512 */
 	uint16_t mtu;             /* largest IP packet delivered/segmented to; 1500 (576..2026) */
 	bool no_promisc;          /* default: promiscuous (the port receives many MACs) */
 	bool no_ifup;             /* default: set IFF_UP if the interface is down */

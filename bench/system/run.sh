@@ -80,8 +80,9 @@ while [ $# -gt 0 ]; do
 	esac
 	shift
 done
-CONFIGS="detour:afpacket detour:afxdp ovs:system ovs:afxdp ovs:afxdp-sleep"
-SCENARIOS="g2g nsh geneve"
+# SYSBENCH_CONFIGS / SYSBENCH_SCENARIOS: a subset (e.g. "detour:afxdp", "nsh")
+CONFIGS=${SYSBENCH_CONFIGS:-"detour:afpacket detour:afxdp ovs:system ovs:afxdp ovs:afxdp-sleep"}
+SCENARIOS=${SYSBENCH_SCENARIOS:-"g2g nsh geneve"}
 if [ "$SMOKE" = 1 ]; then
 	RATES=0.05
 	SECS=1

@@ -1,7 +1,7 @@
 /* io.h - port I/O: the backend interface the packet engine uses to receive
  * and send frames on a port, with two backends:
  *   - AF_PACKET (a Linux interface of the current network namespace):
- *     TPACKET_V3 mmap RX ring, TPACKET_V2 mmap TX ring, one kick per burst;
+ *     TPACKET_V3 mmap RX ring, one sendmmsg() per TX burst;
  *   - memory (tests and benchmarks): an inject ring (RX side), a collect
  *     ring (TX side) and a zero-syscall replay mode.
  *

@@ -170,7 +170,9 @@ static uint32_t afp_tx_burst(struct io_port *p, struct pkt **pkts, uint32_t n)
 				sent += (uint32_t)r;
 				continue;
 			}
-			if (r < 0 && (errno == EAGAIN || errno == ENOBUFS || errno == EINTR)) {
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r < 0 && (errno == EAGAIN || errno == ENOBUFS)) {
 				errors += m - done; /* the device is full: dropped, counted */
 				done = m;
 				break;

@@ -762,17 +762,25 @@ static void test_afp_burst(void **state)
 	pkt_free(pool, vr);
 	pkt_free(pool, v);
 
-	/* bad lengths are refused and counted */
-	tx[0]->len = 10;
-	assert_int_equal(io_tx_burst(a, tx, 1), 0);
+	/* bad lengths (shorter than Ethernet, longer than the MTU) are refused
+	 * and counted, and the rest of the burst still goes out */
+	struct pkt *mixed[4] = {tx[0], tx[1], tx[2], tx[3]};
+	tx[1]->len = 10;
+	pkt_free(pool, tx[2]);
+	mixed[2] = tx[2] = mk_pkt(1600, 2);
+	assert_int_equal(io_tx_burst(a, mixed, 4), 2);
+	assert_int_equal(rx_test_frames(b, rx, 2, 64), 2);
+	assert_int_equal(rx[0]->len, tx[0]->len);
+	assert_memory_equal(rx[1]->data, tx[3]->data, tx[3]->len);
+	pkt_free_bulk(pool, rx, 2);
 	pkt_free_bulk(pool, tx, N);
 
 	struct io_stats sa, sb;
 	io_get_stats(a, &sa);
 	io_get_stats(b, &sb);
-	assert_int_equal(sa.tx_pkts, N + 1);
-	assert_int_equal(sa.tx_errors, 1);
-	assert_true(sb.rx_pkts >= N + 1);
+	assert_int_equal(sa.tx_pkts, N + 3);
+	assert_int_equal(sa.tx_errors, 2);
+	assert_true(sb.rx_pkts >= N + 3);
 	assert_int_equal(sb.tx_pkts, 1);
 	assert_int_equal(sb.rx_drops, 0);
 	io_close(a);

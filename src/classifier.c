@@ -196,27 +196,14 @@ static int plen_of(const uint64_t m[2])
 	return __builtin_popcountll(m[0]) + __builtin_popcountll(m[1]);
 }
 
-static bool pfx_add(struct pfx_filter *f, const uint64_t a[2], uint8_t len)
-{
-	for (uint32_t i = (uint32_t)pfx_hash(a, len) & f->mask;; i = (i + 1) & f->mask) {
-		struct pfx_ent *e = &f->tab[i];
-		if (!e->used) {
-			*e = (struct pfx_ent){{a[0], a[1]}, len, 1};
-			return true;
-		}
-		if (e->len == len && e->a[0] == a[0] && e->a[1] == a[1])
-			return false;
-	}
-}
-
-static bool pfx_has(const struct pfx_filter *f, const uint64_t a[2], uint8_t len)
+/* The slot of (len, a) in f's table: where it is, or the empty slot where
+ * it would go. */
+static uint32_t pfx_slot(const struct pfx_filter *f, const uint64_t a[2], uint8_t len)
 {
 	for (uint32_t i = (uint32_t)pfx_hash(a, len) & f->mask;; i = (i + 1) & f->mask) {
 		const struct pfx_ent *e = &f->tab[i];
-		if (!e->used)
-			return false;
-		if (e->len == len && e->a[0] == a[0] && e->a[1] == a[1])
-			return true;
+		if (!e->used || (e->len == len && e->a[0] == a[0] && e->a[1] == a[1]))
+			return i;
 	}
 }
 
@@ -232,7 +219,7 @@ static void pfx_bits(const struct pfx_filter *f, const uint64_t k[2], uint64_t b
 	for (uint32_t i = 0; i < f->n_lens; i++) {
 		uint8_t l = f->lens[i];
 		uint64_t a[2] = {k[0] & f->masks[i][0], k[1] & f->masks[i][1]};
-		if (pfx_has(f, a, l))
+		if (f->tab[pfx_slot(f, a, l)].used)
 			bits[l / 64] |= 1ull << (l % 64);
 	}
 }
@@ -372,8 +359,10 @@ static bool pfx_build(struct pfx_filter *f, bool dst, const struct tuple *tuples
 	for (uint32_t i = 0; i < n_x; i++) {
 		const struct tuple *tp = &tuples[tup_of[i]];
 		uint8_t l = dst ? tp->dplen : tp->splen;
-		if (l)
-			pfx_add(f, dst ? xs[i].r->dst : xs[i].r->src, l);
+		if (!l)
+			continue;
+		const uint64_t *a = dst ? xs[i].r->dst : xs[i].r->src;
+		f->tab[pfx_slot(f, a, l)] = (struct pfx_ent){{a[0], a[1]}, l, 1};
 	}
 	f->on = true;
 	return true;

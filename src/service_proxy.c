@@ -95,10 +95,25 @@ static uint64_t key_hash(enum spx_kind kind, uint16_t node, uint32_t ctx, const 
 
 static inline uint32_t now_s(uint64_t now_ns) { return (uint32_t)(now_ns / 1000000000ull) + 1; }
 
+/* The way a miss in set s takes: stale or empty, else the least recently
+ * used. */
+static int victim_of(const struct spx_set *s, uint32_t ts)
+{
+	int victim = 0;
+	uint32_t best = UINT32_MAX;
+	for (int w = 0; w < SPX_WAYS; w++) {
+		uint32_t u = !s->khash[w] || ts - s->used_s[w] >= SPX_STALE_S ? 0 : s->used_s[w];
+		if (u < best) {
+			best = u;
+			victim = w;
+		}
+	}
+	return victim;
+}
+
 /* Find the entry of hash h; with insert, make room for it when absent (its
  * md is then the caller's to fill). A live entry is found in one pass over
- * the set's hashes; only a miss looks for a victim (stale, empty, else the
- * least recently used). */
+ * the set's hashes; only a miss looks for a victim. */
 static uint8_t *lookup(struct spx_table *t, uint64_t h, uint64_t now, bool insert, bool *hit)
 {
 	uint32_t set = (uint32_t)(h >> 40) & t->set_mask;
@@ -116,15 +131,9 @@ static uint8_t *lookup(struct spx_table *t, uint64_t h, uint64_t now, bool inser
 		*hit = false;
 	if (!insert)
 		return NULL;
-	int victim = 0;
-	for (int w = 0; w < SPX_WAYS; w++) {
-		if (!s->khash[w] || ts - s->used_s[w] >= SPX_STALE_S)
-			s->used_s[w] = 0; /* stale or empty: the best victim */
-		if (s->used_s[w] < s->used_s[victim])
-			victim = w;
-	}
-	if (s->khash[victim] && s->used_s[victim])
-		t->evicted++;
+	int victim = victim_of(s, ts);
+	if (s->khash[victim] && ts - s->used_s[victim] < SPX_STALE_S)
+		t->evicted++; /* a live flow's state goes */
 	else
 		t->entries++;
 	s->khash[victim] = h;
@@ -342,21 +351,6 @@ uint64_t service_proxy_prefetch(const struct hostcfg *hc, const struct spx_table
 	uint64_t h = key_hash(SPX_EXACT, node, key_ctx(mode, &p->md), &p->key);
 	__builtin_prefetch(&t->sets[(uint32_t)(h >> 40) & t->set_mask]);
 	return h;
-}
-
-/* The way a miss in set s would take (lookup's choice of victim). */
-static int victim_of(const struct spx_set *s, uint32_t ts)
-{
-	int victim = 0;
-	uint32_t best = UINT32_MAX;
-	for (int w = 0; w < SPX_WAYS; w++) {
-		uint32_t u = !s->khash[w] || ts - s->used_s[w] >= SPX_STALE_S ? 0 : s->used_s[w];
-		if (u < best) {
-			best = u;
-			victim = w;
-		}
-	}
-	return victim;
 }
 
 void service_proxy_prefetch_md(const struct hostcfg *hc, const struct spx_table *t, uint16_t node,

@@ -121,7 +121,9 @@ struct io_port *io_open_mem(const char *name, uint32_t ring_size);
 uint32_t io_rx_burst(struct io_port *p, struct pkt_pool *pool, struct pkt **out, uint32_t max);
 
 /* Send n frames (data is copied; the CALLER frees the buffers afterwards).
- * One syscall per burst at most. Frames still flagged PKT_F_CSUM_PARTIAL
+ * One syscall per burst of up to BATCH_MAX (one more after each frame the
+ * kernel refuses, e.g. too big: it is skipped, the rest still go). Frames
+ * still flagged PKT_F_CSUM_PARTIAL
  * are re-parsed and their checksum completed first. Returns how many were
  * queued; the others are counted in tx_errors. */
 uint32_t io_tx_burst(struct io_port *p, struct pkt **pkts, uint32_t n);

@@ -114,6 +114,8 @@ static struct result run(struct memhost *m, uint16_t port, const uint8_t *frames
 				next = 0;
 		}
 		memhost_rx(m, port, fr, ln, BATCH_MAX);
+		while (memhost_poll(m)) /* with workers: what the others handed over, all of it */
+			;
 		sent += BATCH_MAX;
 	}
 	uint64_t dt = now() - t0;
@@ -360,20 +362,7 @@ static void *worker_main(void *p)
 	while (atomic_load(w->ready) < 2 * w->n)
 		memhost_poll(m);
 	w->t0 = now();
-	const uint8_t *fr[BATCH_MAX];
-	uint32_t ln[BATCH_MAX], next = 0;
-	for (int i = 0; i < BATCH_MAX; i++)
-		ln[i] = FRAME_LEN - 4;
-	for (uint64_t sent = 0; sent < w->total; sent += BATCH_MAX) {
-		for (int i = 0; i < BATCH_MAX; i++) {
-			fr[i] = web + (size_t)next * FRAME_LEN;
-			if (++next == mine)
-				next = 0;
-		}
-		memhost_rx(m, p1, fr, ln, BATCH_MAX);
-		while (memhost_poll(m)) /* what the other worker handed over, all of it */
-			;
-	}
+	run(m, p1, web, mine, w->total);
 	atomic_fetch_add(w->done, 1);
 	while (memhost_poll(m) || atomic_load(w->done) < w->n) /* keep taking what others hand over */
 		;

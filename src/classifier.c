@@ -43,7 +43,6 @@
 
 #include <stdlib.h>
 
-
 struct crule {
 	uint64_t src[2], smask[2], dst[2], dmask[2]; /* src/dst pre-masked */
 	uint16_t sp_lo, sp_hi, dp_lo, dp_hi;

@@ -28,7 +28,6 @@
 #define HC_NSH_TMPL_SI 21       /* offset of the SI to patch */
 #define HC_NSH_TMPL_FLAGS 29    /* offset of the chain TLV's flags byte */
 
-
 enum port_kind {
 	PORT_GUEST = 0,  /* a guest's port: guest plane */
 	PORT_SN = 1,     /* the single port of an nsh or l3 node */

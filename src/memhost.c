@@ -163,7 +163,6 @@ size_t memhost_take(struct memhost *m, uint16_t port, uint8_t *buf, size_t room)
 	return len;
 }
 
-/* Receive frames of one port (PORT_TUNNEL: Geneve payloads) as batches. */
 /* Frames of flows other workers own go to them; returns how many of b
  * (compacted to the front) stay. */
 static uint32_t hand_over(struct memhost *m, uint16_t port, struct pkt **b, uint32_t n)
@@ -196,6 +195,7 @@ static uint32_t hand_over(struct memhost *m, uint16_t port, struct pkt **b, uint
 	return mine;
 }
 
+/* Receive frames of one port (PORT_TUNNEL: Geneve payloads) as batches. */
 static bool rx_batch(struct memhost *m, uint16_t port, const uint8_t *const *frames, const uint32_t *lens, uint32_t n)
 {
 	struct pkt *b[BATCH_MAX];

@@ -497,7 +497,7 @@ static void sp_forward(struct datapath *dp, struct pkt *p)
 		if (why != DROP_NONE)
 			dp_drop(dp, p, why);
 		else
-			tunnel_send(dp, p, &d.vtep);
+			tunnel_send(dp, p, d.vtep);
 		return;
 	}
 	case SPD_NONE:

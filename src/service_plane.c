@@ -9,7 +9,7 @@ static struct sp_dest to_home(const struct hostcfg *hc, struct pkt *p)
 		d.kind = SPD_PORT_PROXY;
 	} else {
 		d.kind = SPD_REMOTE;
-		d.vtep = p->md.ret_vtep;
+		d.vtep = &p->md.ret_vtep;
 	}
 	return d;
 }
@@ -54,7 +54,7 @@ struct sp_dest service_plane_forward(const struct hostcfg *hc, struct pkt *p, co
 		d.node = node;
 	} else {
 		d.kind = SPD_REMOTE;
-		d.vtep = hc->topo->hosts[nd->host].vtep;
+		d.vtep = &hc->topo->hosts[nd->host].vtep;
 	}
 	return d;
 }

@@ -18,10 +18,12 @@ enum spd_kind {
 	SPD_NONE,       /* no such spmac / path: drop */
 };
 
+/* Small enough to come back in registers: a by-value address here was
+ * stored piecewise and read back whole, a store-forwarding stall per hop. */
 struct sp_dest {
 	enum spd_kind kind;
 	uint16_t node;
-	struct ipaddr vtep;
+	const struct ipaddr *vtep; /* SPD_REMOTE: in the topology or in p->md */
 };
 
 /* Advance p past the hop it has just done (md.si) -- or, with first=true,

@@ -86,32 +86,32 @@ static inline uint64_t flow_key_hash(const struct flow_key *k)
 	return hash_bytes(k, sizeof(*k), 0x5eed);
 }
 
+/* The hashes below read the key's words in place and build the rest in
+ * registers: a copy written in parts (a field cleared, bytes packed) and
+ * read back as words waits on a store-forwarding stall. */
+
 /* Direction-independent hash: both directions of a flow give the same value
  * (used for path selection; workers are picked by steer.h's own hash). */
 static inline uint64_t flow_key_hash_sym(const struct flow_key *k)
 {
 	int c = memcmp(&k->src, &k->dst, sizeof(k->src));
 	const struct ipaddr *lo = c <= 0 ? &k->src : &k->dst, *hi = c <= 0 ? &k->dst : &k->src;
-	uint16_t plo = c <= 0 ? k->sport : k->dport, phi = c <= 0 ? k->dport : k->sport;
-	uint8_t buf[40];
-	memcpy(buf, lo, 16);
-	memcpy(buf + 16, hi, 16);
-	wr16(buf + 32, plo);
-	wr16(buf + 34, phi);
-	buf[36] = k->proto;
-	buf[37] = (uint8_t)(k->vni >> 16);
-	buf[38] = (uint8_t)(k->vni >> 8);
-	buf[39] = (uint8_t)k->vni;
-	return hash_bytes(buf, sizeof(buf), 0x51ab);
+	uint64_t plo = c <= 0 ? k->sport : k->dport, phi = c <= 0 ? k->dport : k->sport;
+	uint64_t w[5];
+	memcpy(w, lo, 16);
+	memcpy(w + 2, hi, 16);
+	w[4] = plo | phi << 16 | (uint64_t)k->proto << 32 | (uint64_t)(k->vni & 0xffffff) << 40;
+	return hash_bytes(w, sizeof(w), 0x51ab);
 }
 
 /* 16-bit tag of the 5-tuple alone (no zone or network). */
 static inline uint16_t flow_tuple_tag(const struct flow_key *k)
 {
-	struct flow_key t = *k;
-	t.zone = 0;
-	t.vni = 0;
-	uint64_t h = flow_key_hash(&t);
+	uint64_t w[5];
+	memcpy(w, &k->src, 16);
+	memcpy(w + 2, &k->dst, 16);
+	w[4] = k->sport | (uint64_t)k->dport << 16 | (uint64_t)k->proto << 32 | (uint64_t)k->is_ip << 40;
+	uint64_t h = hash_bytes(w, sizeof(w), 0x5eed);
 	return (uint16_t)(h ^ (h >> 16) ^ (h >> 32) ^ (h >> 48));
 }
 

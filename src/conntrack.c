@@ -217,10 +217,8 @@ static int bucket_make_room(struct conntrack *ct, uint32_t b)
 	for (int i = 0; i < SLOTS; i++) {
 		int d;
 		struct conn *c = ref_conn(ct, bk->ref[i], &d);
-		struct flow_key k;
-		conn_key(c, d, &k);
 		uint32_t o1, o2, sig;
-		key_buckets(ct, flow_key_hash(&k), &o1, &o2, &sig);
+		key_buckets(ct, d ? flow_key_hash_reverse(&c->key, c->rzone) : flow_key_hash(&c->key), &o1, &o2, &sig);
 		uint32_t alt = o1 == b ? o2 : o1;
 		int j = bucket_free_slot(&ct->buckets[alt]);
 		if (j < 0)
@@ -358,11 +356,8 @@ static void free_entry(struct conntrack *ct, struct conn *c)
 
 void conntrack_prefetch_insert(const struct conntrack *ct, const struct flow_key *k, uint16_t reverse_zone)
 {
-	struct flow_key rk;
-	flow_key_reverse(k, &rk);
-	rk.zone = reverse_zone;
 	uint32_t b1, b2, sig;
-	key_buckets(ct, flow_key_hash(&rk), &b1, &b2, &sig);
+	key_buckets(ct, flow_key_hash_reverse(k, reverse_zone), &b1, &b2, &sig);
 	__builtin_prefetch(&ct->buckets[b1], 1, 3);
 	__builtin_prefetch(&ct->buckets[b2], 1, 3);
 	if (ct->free_head != UINT32_MAX) {
@@ -379,7 +374,7 @@ struct conn *conntrack_insert(struct conntrack *ct, const struct flow_key *k, ui
 	flow_key_reverse(k, &rk);
 	rk.zone = reverse_zone;
 	int d;
-	uint64_t hk = flow_key_hash(k), hr = flow_key_hash(&rk);
+	uint64_t hk = flow_key_hash(k), hr = flow_key_hash_reverse(k, reverse_zone);
 	struct conn *c = find_hashed(ct, k, hk, &d);
 	if (!c)
 		c = find_hashed(ct, &rk, hr, &d);
@@ -500,11 +495,9 @@ static uint64_t conn_timeout(const struct conntrack *ct, const struct conn *c)
 static void delete_entry(struct conntrack *ct, struct conn *c)
 {
 	uint32_t idx = (uint32_t)(c - ct->entries);
-	struct flow_key rk;
-	conn_key(c, 1, &rk);
 	index_del(ct, flow_key_hash(&c->key), idx * 2 + 1);
 	if (!(c->flags & CF_SELF))
-		index_del(ct, flow_key_hash(&rk), idx * 2 + 2);
+		index_del(ct, flow_key_hash_reverse(&c->key, c->rzone), idx * 2 + 2);
 	free_entry(ct, c);
 }
 

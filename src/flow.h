@@ -81,9 +81,38 @@ static inline uint64_t hash_bytes(const void *p, size_t n, uint64_t seed)
 }
 #endif
 
+/* The hash of a key from its parts: addresses, the word of ports,
+ * protocol, is_ip and zone (laid out as in struct flow_key), the VNI. */
+static inline uint64_t flow_key_hash_parts(const struct ipaddr *src, const struct ipaddr *dst, uint64_t ports,
+					   uint32_t vni)
+{
+	uint64_t w[6];
+	memcpy(w, src, 16);
+	memcpy(w + 2, dst, 16);
+	w[4] = ports;
+	w[5] = vni;
+	return hash_bytes(w, sizeof(w), 0x5eed);
+}
+
+_Static_assert(offsetof(struct flow_key, sport) == 32 && offsetof(struct flow_key, zone) == 38 &&
+		       __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
+	       "flow_key_hash reads sport..zone as one little-endian word");
+
 static inline uint64_t flow_key_hash(const struct flow_key *k)
 {
-	return hash_bytes(k, sizeof(*k), 0x5eed);
+	uint64_t ports;
+	memcpy(&ports, (const uint8_t *)k + offsetof(struct flow_key, sport), sizeof(ports));
+	return flow_key_hash_parts(&k->src, &k->dst, ports, k->vni);
+}
+
+/* flow_key_hash of k reversed with zone `zone`, without building that key
+ * (it would be written in parts and read in words: a store-forwarding
+ * stall). */
+static inline uint64_t flow_key_hash_reverse(const struct flow_key *k, uint16_t zone)
+{
+	uint64_t ports = k->dport | (uint64_t)k->sport << 16 | (uint64_t)k->proto << 32 | (uint64_t)k->is_ip << 40 |
+			 (uint64_t)zone << 48;
+	return flow_key_hash_parts(&k->dst, &k->src, ports, k->vni);
 }
 
 /* The hashes below read the key's words in place and build the rest in

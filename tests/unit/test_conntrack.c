@@ -406,6 +406,23 @@ static void test_memory(void **state)
 	conntrack_destroy(ct);
 }
 
+/* The reverse key's hash computed in place (inserts, deletes) is the hash a
+ * lookup of the reply computes from the reply's own key. */
+static void test_reverse_hash(void **state)
+{
+	(void)state;
+	for (uint32_t i = 0; i < 1000; i++) {
+		struct flow_key k = mk(i * 7919u, i % 3 ? 6 : 17), r;
+		k.sport = (uint16_t)(i * 31u);
+		k.dport = (uint16_t)(65535u - i);
+		k.vni = i * 2654435761u;
+		flow_key_reverse(&k, &r);
+		r.zone = (uint16_t)(i * 3u + 1u);
+		assert_true(flow_key_hash_reverse(&k, r.zone) == flow_key_hash(&r));
+		assert_true(flow_key_hash(&r) != flow_key_hash(&k)); /* a different key */
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -419,6 +436,7 @@ int main(void)
 		cmocka_unit_test(test_walk),
 		cmocka_unit_test(test_batch),
 		cmocka_unit_test(test_memory),
+		cmocka_unit_test(test_reverse_hash),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -387,7 +387,11 @@ struct conn *conntrack_insert(struct conntrack *ct, const struct flow_key *k, ui
 	uint32_t idx = ct->free_head;
 	c = &ct->entries[idx];
 	uint32_t next = c->spi_fwd;
-	memset(c, 0, sizeof(*c));
+	/* cleared a cache line at a time: one 128-byte memset compiles to a
+	 * slow-starting rep stos */
+	_Static_assert(sizeof(*c) == 128, "a connection is two cache lines");
+	memset(c, 0, 64);
+	memset((uint8_t *)c + 64, 0, 64);
 	c->key = *k;
 	c->rzone = reverse_zone;
 	bool self = flow_key_eq(k, &rk);

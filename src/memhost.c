@@ -43,6 +43,26 @@ struct memhost {
 	uint16_t worker;
 };
 
+/* The emulated NIC's copies (into a buffer, into the underlay's outbox):
+ * frames of up to 256 bytes in fixed-size overlapping moves (a
+ * variable-length copy compiles to rep movs, whose start costs more than
+ * such a frame takes to move). */
+static inline void copy_frame(uint8_t *dst, const uint8_t *src, uint32_t len)
+{
+	if (len >= 32 && len <= 64) {
+		memcpy(dst, src, 32);
+		memcpy(dst + len - 32, src + len - 32, 32);
+	} else if (len > 64 && len <= 128) {
+		memcpy(dst, src, 64);
+		memcpy(dst + len - 64, src + len - 64, 64);
+	} else if (len > 128 && len <= 256) {
+		memcpy(dst, src, 128);
+		memcpy(dst + len - 128, src + len - 128, 128);
+	} else {
+		memcpy(dst, src, len);
+	}
+}
+
 static void tunnel_tx(void *ctx, struct pkt **pkts, const struct ipaddr *dst, uint32_t n)
 {
 	struct memhost *m = ctx;
@@ -52,7 +72,7 @@ static void tunnel_tx(void *ctx, struct pkt **pkts, const struct ipaddr *dst, ui
 			continue;
 		}
 		struct frame *f = &m->outbox[(m->out_head + m->out_n++) % REFLECT_MAX];
-		memcpy(f->data, pkts[i]->data, pkts[i]->len);
+		copy_frame(f->data, pkts[i]->data, pkts[i]->len);
 		f->len = pkts[i]->len;
 		f->dst = dst[i];
 	}
@@ -169,7 +189,9 @@ static uint32_t hand_over(struct memhost *m, uint16_t port, struct pkt **b, uint
 {
 	uint16_t nw = steer_workers(m->steer);
 	struct pkt *out[STEER_MAX_WORKERS][BATCH_MAX];
-	uint32_t n_out[STEER_MAX_WORKERS] = {0}, mine = 0;
+	uint32_t n_out[STEER_MAX_WORKERS], mine = 0;
+	for (uint16_t o = 0; o < nw; o++) /* not all 64: a rep stos per batch */
+		n_out[o] = 0;
 	for (uint32_t i = 0; i < n; i++) {
 		uint16_t o = steer_owner(m->steer, steer_hash(b[i]->data, b[i]->len, port == PORT_TUNNEL));
 		if (o == STEER_ANY || o == m->worker) {
@@ -193,19 +215,6 @@ static uint32_t hand_over(struct memhost *m, uint16_t port, struct pkt **b, uint
 		pkt_free_bulk(m->dp->pool, out[o] + took, n_out[o] - took);
 	}
 	return mine;
-}
-
-/* The emulated NIC's copy into the buffer: small frames in two fixed-size
- * overlapping moves (a variable-length copy costs more to start than a
- * 64-byte frame takes to move). */
-static inline void copy_frame(uint8_t *dst, const uint8_t *src, uint32_t len)
-{
-	if (len >= 32 && len <= 64) {
-		memcpy(dst, src, 32);
-		memcpy(dst + len - 32, src + len - 32, 32);
-		return;
-	}
-	memcpy(dst, src, len);
 }
 
 /* Receive frames of one port (PORT_TUNNEL: Geneve payloads) as batches. */

@@ -154,11 +154,12 @@ struct hostcfg *hostcfg_build(struct topology *t, const char *host, char *err, s
 	hc->ports = calloc(nmax, sizeof(*hc->ports));
 	hc->guest_port = calloc(t->n_guests + 1u, sizeof(*hc->guest_port));
 	hc->node_port = calloc(t->n_nodes + 1u, sizeof(*hc->node_port));
+	hc->node_mode = calloc(t->n_nodes + 1u, 1);
 	hc->guest_rules = calloc(t->n_guests + 1u, 1);
 	hc->peers = calloc(t->n_hosts + 1u, sizeof(*hc->peers));
 	hc->net_hosts = calloc((size_t)t->n_networks * t->n_hosts + 1u, 1);
-	if (!hc->ps || !hc->cls || !hc->ports || !hc->guest_port || !hc->node_port || !hc->guest_rules || !hc->peers ||
-	    !hc->net_hosts) {
+	if (!hc->ps || !hc->cls || !hc->ports || !hc->guest_port || !hc->node_port || !hc->node_mode ||
+	    !hc->guest_rules || !hc->peers || !hc->net_hosts) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
@@ -185,6 +186,7 @@ struct hostcfg *hostcfg_build(struct topology *t, const char *host, char *err, s
 									 (t->rules[r].dir & RULE_DIR_INGRESS ? 2 : 0));
 	for (uint16_t n = 0; n < t->n_nodes; n++) {
 		const struct topo_node *nd = &t->nodes[n];
+		hc->node_mode[n] = (uint8_t)t->services[nd->service].mode;
 		hc->node_port[n][0] = hc->node_port[n][1] = PORT_NONE;
 		if (nd->host != hc->self)
 			continue;
@@ -226,6 +228,7 @@ void hostcfg_free(struct hostcfg *hc)
 	free(hc->peers);
 	free(hc->net_hosts);
 	free(hc->node_port);
+	free(hc->node_mode);
 	free(hc->guest_port);
 	free(hc->ports);
 	classifier_free(hc->cls);

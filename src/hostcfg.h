@@ -55,6 +55,8 @@ struct hostcfg {
 	struct hc_port *ports;
 	uint16_t *guest_port;    /* [n_guests]: local port id or PORT_NONE */
 	uint16_t (*node_port)[2];/* [n_nodes]: local port ids ([0] single/in, [1] out) */
+	uint8_t *node_mode;      /* [n_nodes]: its service's enum svc_mode (read on every hop:
+				  * one load instead of four dependent ones through the topology) */
 	uint8_t *guest_rules;    /* [n_guests]: bit 0 rules at egress, bit 1 rules at ingress,
 				  * bit 2 HC_RULES_MANY: a point has more than a short scan's worth */
 	bool rules_many;         /* some guest has HC_RULES_MANY */

@@ -236,9 +236,10 @@ uint16_t service_proxy_to_node(const struct hostcfg *hc, struct spx_table *t, ui
 	const struct topology *topo = hc->topo;
 	const struct topo_node *nd = &topo->nodes[node];
 	const struct mac *proxy_mac = &hc->ps->node_spmac[node];
-	record(t, node, topo->services[nd->service].mode, p, now_ns);
+	enum svc_mode mode = (enum svc_mode)hc->node_mode[node];
+	record(t, node, mode, p, now_ns);
 	uint8_t *eth = p->data;
-	switch (topo->services[nd->service].mode) {
+	switch (mode) {
 	case SVC_MODE_L2:
 		memcpy(eth, p->md.orig_dst.b, 6);
 		memcpy(eth + 6, p->md.orig_src.b, 6);
@@ -307,7 +308,7 @@ static enum spx_result answer_neighbour(const struct hostcfg *hc, uint16_t node,
 enum spx_result service_proxy_rx_parse(const struct hostcfg *hc, uint16_t node, struct pkt *p, enum drop_reason *why)
 {
 	const struct topology *topo = hc->topo;
-	enum svc_mode mode = topo->services[topo->nodes[node].service].mode;
+	enum svc_mode mode = (enum svc_mode)hc->node_mode[node];
 	p->sp_hash = 0;
 	if (mode == SVC_MODE_NSH) {
 		struct nsh_info info;
@@ -347,7 +348,7 @@ enum spx_result service_proxy_rx_parse(const struct hostcfg *hc, uint16_t node, 
 uint64_t service_proxy_prefetch(const struct hostcfg *hc, const struct spx_table *t, uint16_t node,
 				const struct pkt *p)
 {
-	enum svc_mode mode = hc->topo->services[hc->topo->nodes[node].service].mode;
+	enum svc_mode mode = (enum svc_mode)hc->node_mode[node];
 	uint64_t h = key_hash(SPX_EXACT, node, key_ctx(mode, &p->md), &p->key);
 	__builtin_prefetch(&t->sets[(uint32_t)(h >> 40) & t->set_mask]);
 	return h;
@@ -368,7 +369,7 @@ void service_proxy_prefetch_md(const struct hostcfg *hc, const struct spx_table 
 	/* a new flow: the line it will be written to, and the sets of its
 	 * endpoint keys (routed and nsh nodes) with their lines */
 	__builtin_prefetch(&t->md[set * SPX_WAYS + (uint32_t)victim_of(s, now_s(now_ns))], 1);
-	enum svc_mode mode = hc->topo->services[hc->topo->nodes[node].service].mode;
+	enum svc_mode mode = (enum svc_mode)hc->node_mode[node];
 	if (mode == SVC_MODE_L2)
 		return;
 	uint32_t ctx = key_ctx(mode, &p->md);
@@ -383,7 +384,7 @@ void service_proxy_prefetch_md(const struct hostcfg *hc, const struct spx_table 
 enum spx_result service_proxy_rx_finish(const struct hostcfg *hc, struct spx_table *t, uint16_t node, struct pkt *p,
 					uint64_t now_ns, enum drop_reason *why)
 {
-	enum svc_mode mode = hc->topo->services[hc->topo->nodes[node].service].mode;
+	enum svc_mode mode = (enum svc_mode)hc->node_mode[node];
 	uint32_t ret_spi = p->md.spi;
 	uint8_t ret_si = p->md.si;
 	if (!recover(t, node, mode, p, now_ns, &p->md)) {

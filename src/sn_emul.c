@@ -13,7 +13,7 @@ uint16_t sn_emul_reflect(const struct hostcfg *hc, uint16_t port, uint8_t *frame
 		return PORT_NONE;
 	const struct topo_node *nd = &hc->topo->nodes[hp->ref];
 	uint8_t tmp[6];
-	switch (hc->topo->services[nd->service].mode) {
+	switch ((enum svc_mode)hc->node_mode[hp->ref]) {
 	case SVC_MODE_L2:
 		return hc->node_port[hp->ref][hp->kind == PORT_SN_IN ? 1 : 0];
 	case SVC_MODE_L3:

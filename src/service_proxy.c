@@ -350,7 +350,10 @@ uint64_t service_proxy_prefetch(const struct hostcfg *hc, const struct spx_table
 {
 	enum svc_mode mode = (enum svc_mode)hc->node_mode[node];
 	uint64_t h = key_hash(SPX_EXACT, node, key_ctx(mode, &p->md), &p->key);
-	__builtin_prefetch(&t->sets[(uint32_t)(h >> 40) & t->set_mask]);
+	uint32_t set = (uint32_t)(h >> 40) & t->set_mask;
+	__builtin_prefetch(&t->sets[set]);
+	for (uint32_t w = 0; w < SPX_WAYS; w++)
+		__builtin_prefetch(&t->md[set * SPX_WAYS + w]);
 	return h;
 }
 

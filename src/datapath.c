@@ -511,7 +511,7 @@ static void sp_forward(struct datapath *dp, struct pkt *p)
 static void stage_to_node(struct datapath *dp, struct pkt **v, uint32_t n)
 {
 	for (uint32_t i = 0; i < n; i++)
-		service_proxy_prefetch_md(dp->hc, dp->spx, v[i]->next, v[i], dp->now_ns, true);
+		service_proxy_prefetch_new(dp->hc, dp->spx, v[i]->next, v[i]);
 	for (uint32_t i = 0; i < n; i++) {
 		struct pkt *p = v[i];
 		uint16_t node = p->next;
@@ -556,8 +556,6 @@ static void stage_node_rx(struct datapath *dp, struct pkt **v, uint32_t n)
 			break;
 		}
 	}
-	for (uint32_t i = 0; i < k; i++)
-		service_proxy_prefetch_md(hc, dp->spx, hc->ports[ok[i]->in_port].ref, ok[i], dp->now_ns, false);
 	for (uint32_t i = 0; i < k; i++) {
 		struct pkt *p = ok[i];
 		uint16_t node = hc->ports[p->in_port].ref;

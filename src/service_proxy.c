@@ -357,24 +357,16 @@ uint64_t service_proxy_prefetch(const struct hostcfg *hc, const struct spx_table
 	return h;
 }
 
-void service_proxy_prefetch_md(const struct hostcfg *hc, const struct spx_table *t, uint16_t node,
-			       const struct pkt *p, uint64_t now_ns, bool to_node)
+void service_proxy_prefetch_new(const struct hostcfg *hc, const struct spx_table *t, uint16_t node,
+				const struct pkt *p)
 {
-	uint32_t set = (uint32_t)(p->sp_hash >> 40) & t->set_mask;
-	const struct spx_set *s = &t->sets[set];
-	for (int w = 0; w < SPX_WAYS; w++)
-		if (s->khash[w] == p->sp_hash) {
-			__builtin_prefetch(&t->md[set * SPX_WAYS + (uint32_t)w]);
-			return;
-		}
-	if (!to_node)
-		return;
-	/* a new flow: the line it will be written to, and the sets of its
-	 * endpoint keys (routed and nsh nodes) with their lines */
-	__builtin_prefetch(&t->md[set * SPX_WAYS + (uint32_t)victim_of(s, now_s(now_ns))], 1);
 	enum svc_mode mode = (enum svc_mode)hc->node_mode[node];
 	if (mode == SVC_MODE_L2)
-		return;
+		return; /* a bridge does not rewrite addresses: no endpoint keys */
+	const struct spx_set *s = &t->sets[(uint32_t)(p->sp_hash >> 40) & t->set_mask];
+	for (int w = 0; w < SPX_WAYS; w++)
+		if (s->khash[w] == p->sp_hash)
+			return; /* known: record() only refreshes it */
 	uint32_t ctx = key_ctx(mode, &p->md);
 	for (enum spx_kind k = SPX_SRC_EP; k <= SPX_DST_EP; k++) {
 		uint32_t es = (uint32_t)(key_hash(k, node, ctx, &p->key) >> 40) & t->set_mask;

@@ -289,6 +289,23 @@ struct conn *conntrack_lookup(struct conntrack *ct, const struct flow_key *k, in
 
 #define BATCH_CHUNK 64
 
+/* The first live slot of bucket bk with signature sig, as its ref (0: none). */
+static uint32_t bucket_first_ref(const struct bucket *bk, uint32_t sig)
+{
+	for (int j = 0; j < SLOTS; j++)
+		if (bk->sig[j] == sig && bk->ref[j])
+			return bk->ref[j];
+	return 0;
+}
+
+/* The whole entry of ref: its key and what the caller updates. */
+static void prefetch_entry(const struct conntrack *ct, uint32_t ref)
+{
+	const struct conn *e = &ct->entries[(ref - 1) >> 1];
+	__builtin_prefetch(e, 1, 3);
+	__builtin_prefetch((const char *)e + 64, 1, 3);
+}
+
 void conntrack_lookup_batch(struct conntrack *ct, const struct flow_key *const *keys, uint32_t n,
 			    struct conn **out, int *dirs)
 {
@@ -296,33 +313,34 @@ void conntrack_lookup_batch(struct conntrack *ct, const struct flow_key *const *
 	uint32_t cand[BATCH_CHUNK];
 	for (uint32_t base = 0; base < n; base += BATCH_CHUNK) {
 		uint32_t m = MIN(n - base, (uint32_t)BATCH_CHUNK);
-		/* 1: hash everything, prefetch both buckets of every key */
+		/* 1: hash everything, prefetch each key's first bucket (at the
+		 * load the table is sized for, nearly every key is there) */
+		uint32_t b2s[BATCH_CHUNK], n2 = 0;
 		for (uint32_t i = 0; i < m; i++) {
 			h[i] = flow_key_hash(keys[base + i]);
 			uint32_t b1, b2, sig;
 			key_buckets(ct, h[i], &b1, &b2, &sig);
 			__builtin_prefetch(&ct->buckets[b1], 0, 3);
-			__builtin_prefetch(&ct->buckets[b2], 0, 3);
 		}
-		/* 2: first signature match per key, prefetch its entry */
+		/* 2: first signature match per key, prefetch its entry; the keys
+		 * not in their first bucket (new flows, mostly) fetch the second */
 		for (uint32_t i = 0; i < m; i++) {
-			uint32_t b[2], sig;
-			key_buckets(ct, h[i], &b[0], &b[1], &sig);
-			cand[i] = 0;
-			for (int x = 0; x < 2 && !cand[i]; x++) {
-				const struct bucket *bk = &ct->buckets[b[x]];
-				for (int j = 0; j < SLOTS; j++) {
-					if (bk->sig[j] == sig && bk->ref[j]) {
-						cand[i] = bk->ref[j];
-						break;
-					}
-				}
+			uint32_t b1, b2, sig;
+			key_buckets(ct, h[i], &b1, &b2, &sig);
+			cand[i] = bucket_first_ref(&ct->buckets[b1], sig);
+			if (cand[i])
+				prefetch_entry(ct, cand[i]);
+			else {
+				__builtin_prefetch(&ct->buckets[b2], 0, 3);
+				b2s[n2++] = i;
 			}
-			if (cand[i]) { /* the whole entry: its key and what the caller updates */
-				const struct conn *e = &ct->entries[(cand[i] - 1) >> 1];
-				__builtin_prefetch(e, 1, 3);
-				__builtin_prefetch((const char *)e + 64, 1, 3);
-			}
+		}
+		for (uint32_t j = 0; j < n2; j++) {
+			uint32_t i = b2s[j], b1, b2, sig;
+			key_buckets(ct, h[i], &b1, &b2, &sig);
+			cand[i] = bucket_first_ref(&ct->buckets[b2], sig);
+			if (cand[i])
+				prefetch_entry(ct, cand[i]);
 		}
 		/* 3: verify; a signature collision falls back to the full search */
 		for (uint32_t i = 0; i < m; i++) {

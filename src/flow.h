@@ -81,8 +81,22 @@ static inline uint64_t hash_bytes(const void *p, size_t n, uint64_t seed)
 }
 #endif
 
-/* The hash of a key from its parts: addresses, the word of ports,
- * protocol, is_ip and zone (laid out as in struct flow_key), the VNI. */
+/* The hashes below read the key's words in place and build the rest in
+ * registers: a copy written in parts (a field cleared, fields swapped,
+ * bytes packed) and read back as words waits on a store-forwarding stall. */
+
+/* The word of struct flow_key from sport to zone, as it lies in memory. */
+static inline uint64_t flow_ports_word(uint16_t sport, uint16_t dport, uint8_t proto, uint8_t is_ip, uint16_t zone)
+{
+	return sport | (uint64_t)dport << 16 | (uint64_t)proto << 32 | (uint64_t)is_ip << 40 | (uint64_t)zone << 48;
+}
+
+_Static_assert(offsetof(struct flow_key, sport) == 32 && offsetof(struct flow_key, dport) == 34 &&
+		       offsetof(struct flow_key, proto) == 36 && offsetof(struct flow_key, is_ip) == 37 &&
+		       offsetof(struct flow_key, zone) == 38 && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
+	       "flow_ports_word is the little-endian word of sport..zone");
+
+/* The hash of a key from its parts: the addresses, flow_ports_word, the VNI. */
 static inline uint64_t flow_key_hash_parts(const struct ipaddr *src, const struct ipaddr *dst, uint64_t ports,
 					   uint32_t vni)
 {
@@ -94,10 +108,6 @@ static inline uint64_t flow_key_hash_parts(const struct ipaddr *src, const struc
 	return hash_bytes(w, sizeof(w), 0x5eed);
 }
 
-_Static_assert(offsetof(struct flow_key, sport) == 32 && offsetof(struct flow_key, zone) == 38 &&
-		       __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
-	       "flow_key_hash reads sport..zone as one little-endian word");
-
 static inline uint64_t flow_key_hash(const struct flow_key *k)
 {
 	uint64_t ports;
@@ -105,19 +115,12 @@ static inline uint64_t flow_key_hash(const struct flow_key *k)
 	return flow_key_hash_parts(&k->src, &k->dst, ports, k->vni);
 }
 
-/* flow_key_hash of k reversed with zone `zone`, without building that key
- * (it would be written in parts and read in words: a store-forwarding
- * stall). */
+/* flow_key_hash of k reversed with zone `zone`, without building that key. */
 static inline uint64_t flow_key_hash_reverse(const struct flow_key *k, uint16_t zone)
 {
-	uint64_t ports = k->dport | (uint64_t)k->sport << 16 | (uint64_t)k->proto << 32 | (uint64_t)k->is_ip << 40 |
-			 (uint64_t)zone << 48;
-	return flow_key_hash_parts(&k->dst, &k->src, ports, k->vni);
+	return flow_key_hash_parts(&k->dst, &k->src, flow_ports_word(k->dport, k->sport, k->proto, k->is_ip, zone),
+				   k->vni);
 }
-
-/* The hashes below read the key's words in place and build the rest in
- * registers: a copy written in parts (a field cleared, bytes packed) and
- * read back as words waits on a store-forwarding stall. */
 
 /* Direction-independent hash: both directions of a flow give the same value
  * (used for path selection; workers are picked by steer.h's own hash). */
@@ -133,14 +136,10 @@ static inline uint64_t flow_key_hash_sym(const struct flow_key *k)
 	return hash_bytes(w, sizeof(w), 0x51ab);
 }
 
-/* 16-bit tag of the 5-tuple alone (no zone or network). */
+/* 16-bit tag of the 5-tuple alone: the key's hash with no zone or network. */
 static inline uint16_t flow_tuple_tag(const struct flow_key *k)
 {
-	uint64_t w[5];
-	memcpy(w, &k->src, 16);
-	memcpy(w + 2, &k->dst, 16);
-	w[4] = k->sport | (uint64_t)k->dport << 16 | (uint64_t)k->proto << 32 | (uint64_t)k->is_ip << 40;
-	uint64_t h = hash_bytes(w, sizeof(w), 0x5eed);
+	uint64_t h = flow_key_hash_parts(&k->src, &k->dst, flow_ports_word(k->sport, k->dport, k->proto, k->is_ip, 0), 0);
 	return (uint16_t)(h ^ (h >> 16) ^ (h >> 32) ^ (h >> 48));
 }
 

@@ -306,8 +306,8 @@ static void prefetch_entry(const struct conntrack *ct, uint32_t ref)
 	__builtin_prefetch((const char *)e + 64, 1, 3);
 }
 
-void conntrack_lookup_batch(struct conntrack *ct, const struct flow_key *const *keys, uint32_t n,
-			    struct conn **out, int *dirs)
+void conntrack_lookup_batch(struct conntrack *ct, const struct flow_key *const *keys, const uint64_t *hashes,
+			    uint32_t n, struct conn **out, int *dirs)
 {
 	uint64_t h[BATCH_CHUNK];
 	uint32_t cand[BATCH_CHUNK];
@@ -317,7 +317,7 @@ void conntrack_lookup_batch(struct conntrack *ct, const struct flow_key *const *
 		 * load the table is sized for, nearly every key is there) */
 		uint32_t b2s[BATCH_CHUNK], n2 = 0;
 		for (uint32_t i = 0; i < m; i++) {
-			h[i] = flow_key_hash(keys[base + i]);
+			h[i] = hashes && hashes[base + i] ? hashes[base + i] : flow_key_hash(keys[base + i]);
 			uint32_t b1, b2, sig;
 			key_buckets(ct, h[i], &b1, &b2, &sig);
 			__builtin_prefetch(&ct->buckets[b1], 0, 3);

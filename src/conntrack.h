@@ -69,9 +69,11 @@ void conntrack_destroy(struct conntrack *ct);
 
 /* Lookup by either key; *dir = 0 if k is the forward key, 1 if reverse. */
 struct conn *conntrack_lookup(struct conntrack *ct, const struct flow_key *k, int *dir);
-/* Batched lookup: keys[i] -> out[i] (NULL if miss), dirs[i]. Prefetches. */
-void conntrack_lookup_batch(struct conntrack *ct, const struct flow_key *const *keys, uint32_t n,
-			    struct conn **out, int *dirs);
+/* Batched lookup: keys[i] -> out[i] (NULL if miss), dirs[i]. Prefetches.
+ * hashes: the keys' flow_key_hash values where the caller has them (0 where
+ * not), or NULL. */
+void conntrack_lookup_batch(struct conntrack *ct, const struct flow_key *const *keys, const uint64_t *hashes,
+			    uint32_t n, struct conn **out, int *dirs);
 /* Insert a new record for forward key k (the reverse key is derived by
  * flow_key_reverse, with reverse_zone as its zone). NULL when the table is
  * full (counted in insert_full): the caller falls back to stateless

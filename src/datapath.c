@@ -398,7 +398,8 @@ static void classify_one(struct datapath *dp, struct pkt *p, struct conn *c, int
  * point matches (forward) or whose reverse a rule of the opposite point
  * matches (reply), or under a NAT alias: the rules, in cache, screen out
  * the rest before the table, whose misses cost memory accesses. The
- * survivors are looked up in the table as one batch (prefetched). */
+ * survivors are looked up in the table as one batch (prefetched; with the
+ * flow cache's hash where it was computed). */
 static void stage_classify(struct datapath *dp, struct pkt **v, uint32_t n)
 {
 	const struct hostcfg *hc = dp->hc;
@@ -455,7 +456,7 @@ static void stage_classify(struct datapath *dp, struct pkt **v, uint32_t n)
 	}
 	if (!k)
 		return;
-	conntrack_lookup_batch(dp->ct, keys, k, conns, dirs);
+	conntrack_lookup_batch(dp->ct, keys, lh, k, conns, dirs);
 	for (uint32_t i = 0; i < k; i++) /* new flows: the writes of their insert */
 		if (!conns[i] && rules[i] != CLS_NO_RULE)
 			conntrack_prefetch_insert(dp->ct, keys[i], (uint16_t)(keys[i]->zone ^ 1));

@@ -46,7 +46,7 @@ struct dp_node_stats {
 enum dp_stage { ST_GUEST_RX, ST_NODE_RX, ST_TUNNEL_RX, ST_CLASSIFY, ST_TO_NODE, ST_HOME, ST_L2, ST__MAX };
 
 #define DP_QUEUE 1024
-#define DP_FLOWCACHE 8192 /* flow cache entries (16 bytes each) */
+#define DP_FLOWCACHE 32768 /* flow cache entries (16 bytes each) */
 
 struct dp_queue {
 	uint32_t head, n;

@@ -344,7 +344,7 @@ static void test_batch(void **state)
 		}
 		kp[i] = &keys[i];
 	}
-	conntrack_lookup_batch(ct, kp, N, out, dirs);
+	conntrack_lookup_batch(ct, kp, NULL, N, out, dirs);
 	uint32_t hits = 0;
 	for (uint32_t i = 0; i < N; i++) {
 		int d = -1;
@@ -357,7 +357,22 @@ static void test_batch(void **state)
 		}
 	}
 	assert_true(hits > N / 2 && hits < N);
-	conntrack_lookup_batch(ct, kp, 0, out, dirs);
+	/* the same with the caller's hashes */
+	uint64_t *h = calloc(N, sizeof(*h));
+	struct conn **out2 = calloc(N, sizeof(*out2));
+	int *dirs2 = calloc(N, sizeof(*dirs2));
+	for (uint32_t i = 0; i < N; i++)
+		h[i] = flow_key_hash(kp[i]);
+	conntrack_lookup_batch(ct, kp, h, N, out2, dirs2);
+	for (uint32_t i = 0; i < N; i++) {
+		assert_ptr_equal(out2[i], out[i]);
+		if (out[i])
+			assert_int_equal(dirs2[i], dirs[i]);
+	}
+	free(h);
+	free(out2);
+	free(dirs2);
+	conntrack_lookup_batch(ct, kp, NULL, 0, out, dirs);
 	free(keys);
 	free(kp);
 	free(out);

@@ -225,6 +225,10 @@ static bool rx_batch(struct memhost *m, uint16_t port, const uint8_t *const *fra
 		uint32_t k = pkt_alloc_bulk(m->dp->pool, b, MIN(n, (uint32_t)BATCH_MAX));
 		if (!k)
 			return false;
+		/* a NIC's DMA leaves received frames in the cache; a benchmark's
+		 * million frames are not: fetch the burst's frames together */
+		for (uint32_t i = 0; i < k; i++)
+			__builtin_prefetch(frames[i]);
 		for (uint32_t i = 0; i < k; i++) {
 			uint32_t len = MIN(lens[i], (uint32_t)PKT_DATA_ROOM);
 			copy_frame(b[i]->data, frames[i], len);

@@ -93,6 +93,9 @@ static uint64_t key_hash(enum spx_kind kind, uint16_t node, uint32_t ctx, const 
 	return h ? h : 1;
 }
 
+/* The set that holds hash h. */
+static inline uint32_t set_of(const struct spx_table *t, uint64_t h) { return (uint32_t)(h >> 40) & t->set_mask; }
+
 static inline uint32_t now_s(uint64_t now_ns) { return (uint32_t)(now_ns / 1000000000ull) + 1; }
 
 /* The way a miss in set s takes: stale or empty, else the least recently
@@ -116,7 +119,7 @@ static int victim_of(const struct spx_set *s, uint32_t ts)
  * the set's hashes; only a miss looks for a victim. */
 static uint8_t *lookup(struct spx_table *t, uint64_t h, uint64_t now, bool insert, bool *hit)
 {
-	uint32_t set = (uint32_t)(h >> 40) & t->set_mask;
+	uint32_t set = set_of(t, h);
 	struct spx_set *s = &t->sets[set];
 	uint32_t ts = now_s(now);
 	for (int w = 0; w < SPX_WAYS; w++) {
@@ -350,7 +353,7 @@ uint64_t service_proxy_prefetch(const struct hostcfg *hc, const struct spx_table
 {
 	enum svc_mode mode = (enum svc_mode)hc->node_mode[node];
 	uint64_t h = key_hash(SPX_EXACT, node, key_ctx(mode, &p->md), &p->key);
-	uint32_t set = (uint32_t)(h >> 40) & t->set_mask;
+	uint32_t set = set_of(t, h);
 	__builtin_prefetch(&t->sets[set]);
 	for (uint32_t w = 0; w < SPX_WAYS; w++)
 		__builtin_prefetch(&t->md[set * SPX_WAYS + w]);
@@ -363,13 +366,13 @@ void service_proxy_prefetch_new(const struct hostcfg *hc, const struct spx_table
 	enum svc_mode mode = (enum svc_mode)hc->node_mode[node];
 	if (mode == SVC_MODE_L2)
 		return; /* a bridge does not rewrite addresses: no endpoint keys */
-	const struct spx_set *s = &t->sets[(uint32_t)(p->sp_hash >> 40) & t->set_mask];
+	const struct spx_set *s = &t->sets[set_of(t, p->sp_hash)];
 	for (int w = 0; w < SPX_WAYS; w++)
 		if (s->khash[w] == p->sp_hash)
 			return; /* known: record() only refreshes it */
 	uint32_t ctx = key_ctx(mode, &p->md);
 	for (enum spx_kind k = SPX_SRC_EP; k <= SPX_DST_EP; k++) {
-		uint32_t es = (uint32_t)(key_hash(k, node, ctx, &p->key) >> 40) & t->set_mask;
+		uint32_t es = set_of(t, key_hash(k, node, ctx, &p->key));
 		__builtin_prefetch(&t->sets[es], 1);
 		for (int w = 0; w < SPX_WAYS; w++)
 			__builtin_prefetch(&t->md[es * SPX_WAYS + (uint32_t)w], 1);

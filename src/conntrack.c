@@ -289,21 +289,22 @@ struct conn *conntrack_lookup(struct conntrack *ct, const struct flow_key *k, in
 
 #define BATCH_CHUNK 64
 
-/* The first live slot of bucket bk with signature sig, as its ref (0: none). */
+/* Both lines of an entry, for writing: its key and what the caller updates. */
+static void prefetch_conn(const struct conn *e)
+{
+	__builtin_prefetch(e, 1, 3);
+	__builtin_prefetch((const char *)e + 64, 1, 3);
+}
+
+/* The first live slot of bucket bk with signature sig, as its ref (0:
+ * none). A plain scan: the batch's buckets mostly hold the key, and the
+ * SIMD mask of sig_match cost more there. */
 static uint32_t bucket_first_ref(const struct bucket *bk, uint32_t sig)
 {
 	for (int j = 0; j < SLOTS; j++)
 		if (bk->sig[j] == sig && bk->ref[j])
 			return bk->ref[j];
 	return 0;
-}
-
-/* The whole entry of ref: its key and what the caller updates. */
-static void prefetch_entry(const struct conntrack *ct, uint32_t ref)
-{
-	const struct conn *e = &ct->entries[(ref - 1) >> 1];
-	__builtin_prefetch(e, 1, 3);
-	__builtin_prefetch((const char *)e + 64, 1, 3);
 }
 
 void conntrack_lookup_batch(struct conntrack *ct, const struct flow_key *const *keys, const uint64_t *hashes,
@@ -329,7 +330,7 @@ void conntrack_lookup_batch(struct conntrack *ct, const struct flow_key *const *
 			key_buckets(ct, h[i], &b1, &b2, &sig);
 			cand[i] = bucket_first_ref(&ct->buckets[b1], sig);
 			if (cand[i])
-				prefetch_entry(ct, cand[i]);
+				prefetch_conn(&ct->entries[(cand[i] - 1) >> 1]);
 			else {
 				__builtin_prefetch(&ct->buckets[b2], 0, 3);
 				b2s[n2++] = i;
@@ -340,7 +341,7 @@ void conntrack_lookup_batch(struct conntrack *ct, const struct flow_key *const *
 			key_buckets(ct, h[i], &b1, &b2, &sig);
 			cand[i] = bucket_first_ref(&ct->buckets[b2], sig);
 			if (cand[i])
-				prefetch_entry(ct, cand[i]);
+				prefetch_conn(&ct->entries[(cand[i] - 1) >> 1]);
 		}
 		/* 3: verify; a signature collision falls back to the full search */
 		for (uint32_t i = 0; i < m; i++) {
@@ -378,11 +379,8 @@ void conntrack_prefetch_insert(const struct conntrack *ct, const struct flow_key
 	key_buckets(ct, flow_key_hash_reverse(k, reverse_zone), &b1, &b2, &sig);
 	__builtin_prefetch(&ct->buckets[b1], 1, 3);
 	__builtin_prefetch(&ct->buckets[b2], 1, 3);
-	if (ct->free_head != UINT32_MAX) {
-		const struct conn *e = &ct->entries[ct->free_head];
-		__builtin_prefetch(e, 1, 3);
-		__builtin_prefetch((const char *)e + 64, 1, 3);
-	}
+	if (ct->free_head != UINT32_MAX)
+		prefetch_conn(&ct->entries[ct->free_head]);
 }
 
 struct conn *conntrack_insert(struct conntrack *ct, const struct flow_key *k, uint16_t reverse_zone,

@@ -30,17 +30,6 @@ struct conn {
 	uint64_t pkts[2], bytes[2];
 } __attribute__((aligned(64)));
 
-/* The key of direction dir (0 forward, 1 reverse) of c. */
-static inline void conn_key(const struct conn *c, int dir, struct flow_key *out)
-{
-	if (dir == 0) {
-		*out = c->key;
-		return;
-	}
-	flow_key_reverse(&c->key, out);
-	out->zone = c->rzone;
-}
-
 /* Is k the key of direction dir of c? */
 static inline bool conn_key_eq(const struct conn *c, int dir, const struct flow_key *k)
 {
@@ -74,13 +63,13 @@ struct conn *conntrack_lookup(struct conntrack *ct, const struct flow_key *k, in
  * not), or NULL. */
 void conntrack_lookup_batch(struct conntrack *ct, const struct flow_key *const *keys, const uint64_t *hashes,
 			    uint32_t n, struct conn **out, int *dirs);
+/* Before conntrack_insert of k, a vector earlier: prefetch what it writes
+ * (the buckets of the reverse key, the next free entry). */
+void conntrack_prefetch_insert(const struct conntrack *ct, const struct flow_key *k, uint16_t reverse_zone);
 /* Insert a new record for forward key k (the reverse key is derived by
  * flow_key_reverse, with reverse_zone as its zone). NULL when the table is
  * full (counted in insert_full): the caller falls back to stateless
  * selection. */
-/* Before conntrack_insert of k, a vector earlier: prefetch what it writes
- * (the buckets of the reverse key, the next free entry). */
-void conntrack_prefetch_insert(const struct conntrack *ct, const struct flow_key *k, uint16_t reverse_zone);
 struct conn *conntrack_insert(struct conntrack *ct, const struct flow_key *k, uint16_t reverse_zone,
 			      uint64_t now_ns);
 /* Update state on a packet of c in direction dir (TCP flags; 0 for non-TCP). */

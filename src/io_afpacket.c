@@ -42,7 +42,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-
 struct afp_port {
 	struct io_port port;
 	/* RX (TPACKET_V3) */

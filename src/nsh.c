@@ -94,6 +94,8 @@ static enum drop_reason decode_md2(const uint8_t *p, size_t hdr_len, uint16_t md
 		if (cls == md_class && t < ARRAY_SIZE(dtlv_len) && dtlv_len[t]) {
 			if (vlen != dtlv_len[t])
 				return DROP_NSH_BAD_TLV;
+			if (t == DTLV_CHAIN_DIR && v[2] > SP_DIR_REVERSE)
+				return DROP_NSH_BAD_TLV; /* a direction is forward or reverse */
 			if (md)
 				decode_detour(md, t, v);
 		} else if (type & TLV_CRIT) {

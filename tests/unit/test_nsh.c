@@ -228,6 +228,13 @@ static void test_malformed(void **s)
 	b[11] = 0x08;
 	memset(b + 16, 0, 4);
 	assert_int_equal(nsh_decode(b, 20, CLS, &info, &md), DROP_NSH_BAD_TLV);
+	/* A direction other than forward (0) or reverse (1). */
+	RESET();
+	b[14] = 2;
+	assert_int_equal(nsh_decode(b, 16, CLS, &info, &md), DROP_NSH_BAD_TLV);
+	b[14] = 0;
+	assert_int_equal(nsh_decode(b, 16, CLS, &info, &md), DROP_NONE);
+	assert_int_equal(md.dir, SP_DIR_FORWARD);
 	/* Unknown critical type of the Detour class. */
 	RESET();
 	b[10] = 0x80 | 0x33;

@@ -913,8 +913,9 @@ struct datapath *dp_create(struct hostcfg *hc, uint32_t pool_size, uint32_t ct_c
 		return NULL;
 	dp->pool = pkt_pool_create(pool_size);
 	dp->ct = conntrack_create(ct_capacity);
-	/* proxy flow state: one entry per flow and node (three at routed and
-	 * nsh nodes, for NAT): twice the connections, within bounds */
+	/* proxy flow state: one 32-byte entry per flow direction and node
+	 * (three at routed and nsh nodes, for NAT): twice the connections,
+	 * within bounds */
 	uint32_t spx_cap = 1u << 16;
 	while (spx_cap < 2 * (uint64_t)ct_capacity && spx_cap < (1u << 23))
 		spx_cap <<= 1;

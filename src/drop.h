@@ -50,6 +50,7 @@
 	X(SN_NOT_NSH, "service node returned a non-NSH frame")                 \
 	X(SN_NO_FLOW, "service node returned a frame of no known flow")        \
 	X(SN_DOWN, "service node is down")                                     \
+	X(SN_STATE_FULL, "service proxy: no room for a new flow context")      \
 	X(COPY_END, "copy reached the end of its path")                        \
 	X(POOL_EMPTY, "buffer pool empty")                                     \
 	X(STEER_FULL, "hand-off to another worker: its ring is full")          \

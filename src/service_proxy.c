@@ -10,35 +10,62 @@
 
 #define SPX_WAYS 4
 #define SPX_SEED 0x5b7
+#define SPX_CTX_SEED 0xc7c
 #define SPX_STALE_S 300
+#define SPX_CTX_WAYS 4
 
 enum spx_kind { SPX_EXACT = 1, SPX_SRC_EP = 2, SPX_DST_EP = 3 };
 
-/* The metadata a node cannot carry: struct sp_meta up to its unknown TLVs
- * (those travel between hosts, not through SFC-unaware nodes). */
-#define SPX_MD_BYTES offsetof(struct sp_meta, n_unknown)
-#define SPX_FLAGS 63        /* byte of a slot after the metadata */
-#define SPX_AMBIGUOUS 0x01  /* two tenants or guests share this key: recover nothing */
-_Static_assert(SPX_MD_BYTES < SPX_FLAGS, "a flow-state entry is one cache line");
+/* A flow's context: what all flows between the same two guests share,
+ * sp_meta from guest_port to ret_spmac (the guest port and VNI, the
+ * original MACs, the return address), 40 bytes kept once per table. */
+#define CTX_OFF offsetof(struct sp_meta, guest_port)
+#define CTX_LEN (offsetof(struct sp_meta, ret_spmac) + sizeof(struct mac) - CTX_OFF)
+_Static_assert(CTX_LEN == sizeof(uint16_t) + sizeof(uint32_t) + 3 * sizeof(struct mac) + sizeof(struct ipaddr),
+	       "the context fields of sp_meta are contiguous");
 
-/* A set: the 64-bit hashes of its keys (a false match needs two keys of
- * one set to collide on 64 bits) and their last-use times, one cache line;
- * the metadata of each way is one more line. */
+/* spi_flags: the SPI in the low 24 bits, flags above. */
+#define EF_SPI 0x00ffffffu
+#define EF_REVERSE (1u << 24)   /* md.dir */
+#define EF_COPY (1u << 25)      /* md.is_copy */
+#define EF_INGRESS (1u << 26)   /* md.ingress */
+#define EF_PATH_REV (1u << 27)  /* md.path_rev */
+#define EF_AMBIGUOUS (1u << 31) /* two tenants or guests share this key: recover nothing */
+
+/* A flow's state at a node under one key: 64-bit key hash (a false match
+ * needs two keys of one set to collide on 64 bits), last use, its context
+ * (slot and the low half of the context's hash: a slot since given to
+ * another context recovers nothing) and the metadata that varies per flow. */
+struct spx_entry {
+	uint64_t khash; /* 0 = empty */
+	uint32_t used_s;
+	uint32_t ctx;
+	uint32_t ctx_check;
+	uint32_t spi_flags;
+	uint8_t si, ttl;
+	uint16_t chain, flow_tag, path_plus1;
+};
+_Static_assert(sizeof(struct spx_entry) == 32, "an entry is half a cache line");
+
+/* A set: SPX_WAYS entries, two cache lines side by side. */
 struct spx_set {
-	uint64_t khash[SPX_WAYS]; /* 0 = empty */
-	uint32_t used_s[SPX_WAYS];
-} __attribute__((aligned(64)));
+	struct spx_entry e[SPX_WAYS];
+} __attribute__((aligned(128)));
 
-struct spx_md {
-	uint8_t b[64];
+struct spx_ctx {
+	uint64_t hash; /* of b, never 0; 0 = empty */
+	uint32_t used_s;
+	uint8_t b[CTX_LEN];
 } __attribute__((aligned(64)));
 
 struct spx_table {
-	uint32_t set_mask;
+	uint32_t set_mask, ctx_mask; /* ctx_mask: of the context buckets */
 	struct spx_set *sets;
-	struct spx_md *md;      /* [sets * WAYS] */
+	struct spx_ctx *ctxs; /* [(ctx_mask + 1) * SPX_CTX_WAYS] */
 	uint64_t entries, evicted, misses;
 };
+
+static size_t ctx_bytes(uint32_t ctx_mask) { return ((size_t)ctx_mask + 1) * SPX_CTX_WAYS * sizeof(struct spx_ctx); }
 
 struct spx_table *spx_table_create(uint32_t cap)
 {
@@ -49,9 +76,11 @@ struct spx_table *spx_table_create(uint32_t cap)
 		return NULL;
 	uint32_t nsets = cap / SPX_WAYS;
 	t->set_mask = nsets - 1;
+	/* a context per 16 entries: the flows between two guests share one */
+	t->ctx_mask = cap / 16 / SPX_CTX_WAYS - 1;
 	t->sets = hugemem_alloc((size_t)nsets * sizeof(*t->sets));
-	t->md = hugemem_alloc((size_t)cap * sizeof(*t->md));
-	if (!t->sets || !t->md) {
+	t->ctxs = hugemem_alloc(ctx_bytes(t->ctx_mask));
+	if (!t->sets || !t->ctxs) {
 		spx_table_destroy(t);
 		return NULL;
 	}
@@ -62,7 +91,7 @@ void spx_table_destroy(struct spx_table *t)
 {
 	if (t) {
 		hugemem_free(t->sets, (size_t)(t->set_mask + 1) * sizeof(*t->sets));
-		hugemem_free(t->md, (size_t)(t->set_mask + 1) * SPX_WAYS * sizeof(*t->md));
+		hugemem_free(t->ctxs, ctx_bytes(t->ctx_mask));
 		free(t);
 	}
 }
@@ -98,77 +127,177 @@ static inline uint32_t set_of(const struct spx_table *t, uint64_t h) { return (u
 
 static inline uint32_t now_s(uint64_t now_ns) { return (uint32_t)(now_ns / 1000000000ull) + 1; }
 
-/* The way a miss in set s takes: stale or empty, else the least recently
- * used. */
-static int victim_of(const struct spx_set *s, uint32_t ts)
+static inline bool is_live(uint64_t hash, uint32_t used_s, uint32_t ts)
 {
-	int victim = 0;
-	uint32_t best = UINT32_MAX;
-	for (int w = 0; w < SPX_WAYS; w++) {
-		uint32_t u = !s->khash[w] || ts - s->used_s[w] >= SPX_STALE_S ? 0 : s->used_s[w];
-		if (u < best) {
-			best = u;
-			victim = w;
-		}
-	}
-	return victim;
+	return hash && ts - used_s < SPX_STALE_S;
 }
 
-/* Find the entry of hash h; with insert, make room for it when absent (its
- * md is then the caller's to fill). A live entry is found in one pass over
- * the set's hashes; only a miss looks for a victim. */
-static uint8_t *lookup(struct spx_table *t, uint64_t h, uint64_t now, bool insert, bool *hit)
+/* Write once a second at most: a line read by every packet stays clean. */
+static inline void touch(uint32_t *used_s, uint32_t ts)
 {
-	uint32_t set = set_of(t, h);
-	struct spx_set *s = &t->sets[set];
-	uint32_t ts = now_s(now);
+	if (*used_s != ts)
+		*used_s = ts;
+}
+
+/* The live entry of hash h, refreshed; NULL if none. */
+static struct spx_entry *lookup(struct spx_table *t, uint64_t h, uint32_t ts)
+{
+	struct spx_set *s = &t->sets[set_of(t, h)];
 	for (int w = 0; w < SPX_WAYS; w++) {
-		if (s->khash[w] == h && ts - s->used_s[w] < SPX_STALE_S) {
-			s->used_s[w] = ts;
-			if (hit)
-				*hit = true;
-			return t->md[set * SPX_WAYS + (uint32_t)w].b;
+		struct spx_entry *e = &s->e[w];
+		if (e->khash == h && ts - e->used_s < SPX_STALE_S) {
+			touch(&e->used_s, ts);
+			return e;
 		}
 	}
-	if (hit)
-		*hit = false;
-	if (!insert)
-		return NULL;
-	int victim = victim_of(s, ts);
-	if (s->khash[victim] && ts - s->used_s[victim] < SPX_STALE_S)
+	return NULL;
+}
+
+/* Make room for hash h (absent): a stale or empty way, else the least
+ * recently used. The entry's metadata is then the caller's to fill. */
+static struct spx_entry *claim(struct spx_table *t, uint64_t h, uint32_t ts)
+{
+	struct spx_set *s = &t->sets[set_of(t, h)];
+	struct spx_entry *victim = &s->e[0];
+	uint32_t best = UINT32_MAX;
+	for (int w = 0; w < SPX_WAYS; w++) {
+		struct spx_entry *e = &s->e[w];
+		uint32_t u = is_live(e->khash, e->used_s, ts) ? e->used_s : 0;
+		if (u < best) {
+			best = u;
+			victim = e;
+		}
+	}
+	if (best)
 		t->evicted++; /* a live flow's state goes */
 	else
 		t->entries++;
-	s->khash[victim] = h;
-	s->used_s[victim] = ts;
-	uint8_t *e = t->md[set * SPX_WAYS + (uint32_t)victim].b;
-	e[SPX_FLAGS] = 0;
-	return e;
+	victim->khash = h;
+	victim->used_s = ts;
+	return victim;
 }
 
-/* Does the metadata in a slot belong to another guest or tenant? */
-static bool other_owner(const uint8_t *slot, const struct sp_meta *md)
+/* The context of e, or NULL when its slot went to another context. */
+static struct spx_ctx *ctx_of(const struct spx_table *t, const struct spx_entry *e)
 {
+	struct spx_ctx *c = &t->ctxs[e->ctx];
+	return (uint32_t)c->hash == e->ctx_check ? c : NULL;
+}
+
+/* The slot of md's context, added if new. A live context is never written
+ * over (its flows would lose their state, and with it the check that keeps
+ * a key shared by two tenants from recovering either): when its bucket
+ * holds only live ones, UINT32_MAX. */
+static uint32_t intern(struct spx_table *t, const struct sp_meta *md, uint32_t ts, uint64_t *hash)
+{
+	const uint8_t *b = (const uint8_t *)md + CTX_OFF;
+	uint64_t h = hash_bytes(b, CTX_LEN, SPX_CTX_SEED) | 1;
+	uint32_t first = ((uint32_t)h & t->ctx_mask) * SPX_CTX_WAYS, free_slot = UINT32_MAX;
+	for (uint32_t i = first; i < first + SPX_CTX_WAYS; i++) {
+		struct spx_ctx *c = &t->ctxs[i];
+		if (c->hash == h && memcmp(c->b, b, CTX_LEN) == 0) {
+			touch(&c->used_s, ts);
+			*hash = h;
+			return i;
+		}
+		if (free_slot == UINT32_MAX && !is_live(c->hash, c->used_s, ts))
+			free_slot = i;
+	}
+	if (free_slot != UINT32_MAX) {
+		struct spx_ctx *c = &t->ctxs[free_slot];
+		c->hash = h;
+		c->used_s = ts;
+		memcpy(c->b, b, CTX_LEN);
+		*hash = h;
+	}
+	return free_slot;
+}
+
+static uint32_t spi_flags_of(const struct sp_meta *md)
+{
+	return (md->spi & EF_SPI) | (md->dir == SP_DIR_REVERSE ? EF_REVERSE : 0) | (md->is_copy ? EF_COPY : 0) |
+	       (md->ingress ? EF_INGRESS : 0) | (md->path_rev ? EF_PATH_REV : 0);
+}
+
+/* Does e hold exactly md? Then its context is refreshed with it. */
+static bool holds(const struct spx_table *t, const struct spx_entry *e, const struct sp_meta *md, uint32_t ts)
+{
+	if ((e->spi_flags & ~EF_AMBIGUOUS) != spi_flags_of(md) || e->si != md->si || e->ttl != md->ttl ||
+	    e->chain != md->chain || e->flow_tag != md->flow_tag || e->path_plus1 != md->path_plus1)
+		return false;
+	struct spx_ctx *c = ctx_of(t, e);
+	if (!c || memcmp(c->b, (const uint8_t *)md + CTX_OFF, CTX_LEN) != 0)
+		return false;
+	touch(&c->used_s, ts);
+	return true;
+}
+
+/* Does e belong to another guest or tenant than md? (An entry whose
+ * context is gone was unused for the table's lifetime: nobody's.) */
+static bool other_owner(const struct spx_table *t, const struct spx_entry *e, const struct sp_meta *md)
+{
+	const struct spx_ctx *c = ctx_of(t, e);
+	if (!c)
+		return false;
 	struct sp_meta old;
-	memcpy(&old, slot, SPX_MD_BYTES);
+	memcpy((uint8_t *)&old + CTX_OFF, c->b, CTX_LEN);
 	return old.vni != md->vni || old.guest_port != md->guest_port || !ipaddr_eq(&old.ret_vtep, &md->ret_vtep);
 }
 
+/* md from e and its context (refreshed); false when the context is gone. */
+static bool unpack(const struct spx_table *t, const struct spx_entry *e, struct sp_meta *md, uint32_t ts)
+{
+	struct spx_ctx *c = ctx_of(t, e);
+	if (!c)
+		return false;
+	touch(&c->used_s, ts);
+	memcpy((uint8_t *)md + CTX_OFF, c->b, CTX_LEN);
+	md->spi = e->spi_flags & EF_SPI;
+	md->dir = e->spi_flags & EF_REVERSE ? SP_DIR_REVERSE : SP_DIR_FORWARD;
+	md->is_copy = (e->spi_flags & EF_COPY) != 0;
+	md->ingress = (e->spi_flags & EF_INGRESS) != 0;
+	md->path_rev = (e->spi_flags & EF_PATH_REV) != 0;
+	md->si = e->si;
+	md->ttl = e->ttl;
+	md->chain = e->chain;
+	md->flow_tag = e->flow_tag;
+	md->path_plus1 = e->path_plus1;
+	md->fp_action = FP_NONE; /* a node's message is about the packet, not the flow */
+	md->fp_service = 0;
+	md->n_unknown = 0;
+	return true;
+}
+
+enum store_result { STORE_KNOWN, STORE_WRITTEN, STORE_FULL };
+
 /* Write md under hash h; a live key of another owner is marked ambiguous
  * (fail closed: a packet is never handed to the wrong guest or tenant).
- * False when the entry already held exactly md (a known flow, refreshed). */
-static bool store(struct spx_table *t, uint64_t h, const struct sp_meta *md, uint64_t now)
+ * STORE_KNOWN when the entry already held exactly md (a known flow,
+ * refreshed); STORE_FULL when md's context finds no room. */
+static enum store_result store(struct spx_table *t, uint64_t h, const struct sp_meta *md, uint64_t now)
 {
-	bool hit;
-	uint8_t *e = lookup(t, h, now, true, &hit);
-	if (hit) {
-		if (memcmp(e, md, SPX_MD_BYTES) == 0)
-			return false;
-		if (other_owner(e, md))
-			e[SPX_FLAGS] |= SPX_AMBIGUOUS;
-	}
-	memcpy(e, md, SPX_MD_BYTES);
-	return true;
+	uint32_t ts = now_s(now);
+	struct spx_entry *e = lookup(t, h, ts);
+	if (e && holds(t, e, md, ts))
+		return STORE_KNOWN;
+	uint64_t ch = 0;
+	uint32_t ctx = intern(t, md, ts, &ch);
+	if (ctx == UINT32_MAX)
+		return STORE_FULL;
+	uint32_t keep = 0;
+	if (!e)
+		e = claim(t, h, ts);
+	else if ((e->spi_flags & EF_AMBIGUOUS) || other_owner(t, e, md))
+		keep = EF_AMBIGUOUS;
+	e->ctx = ctx;
+	e->ctx_check = (uint32_t)ch;
+	e->spi_flags = spi_flags_of(md) | keep;
+	e->si = md->si;
+	e->ttl = md->ttl;
+	e->chain = md->chain;
+	e->flow_tag = md->flow_tag;
+	e->path_plus1 = md->path_plus1;
+	return STORE_WRITTEN;
 }
 
 /* What a returned packet tells besides its 5-tuple, and so keys its state:
@@ -188,42 +317,44 @@ static uint32_t key_ctx(enum svc_mode mode, const struct sp_meta *md)
 	return 0;
 }
 
-static void record(struct spx_table *t, uint16_t node, enum svc_mode mode, const struct pkt *p, uint64_t now)
+/* Record p's metadata before it goes to the node; false when there is no
+ * room for its context. */
+static bool record(struct spx_table *t, uint16_t node, enum svc_mode mode, const struct pkt *p, uint64_t now)
 {
 	uint32_t ctx = key_ctx(mode, &p->md);
 	uint64_t h = p->sp_hash ? p->sp_hash : key_hash(SPX_EXACT, node, ctx, &p->key);
-	if (!store(t, h, &p->md, now))
-		return; /* known flow: the lookup refreshed it */
+	enum store_result r = store(t, h, &p->md, now);
+	if (r != STORE_WRITTEN)
+		return r == STORE_KNOWN; /* known flow: the lookup refreshed it */
 	if (mode == SVC_MODE_L2)
-		return; /* a bridge does not rewrite addresses */
+		return true; /* a bridge does not rewrite addresses */
+	/* the context is in the table now: these find it */
 	store(t, key_hash(SPX_SRC_EP, node, ctx, &p->key), &p->md, now);
 	store(t, key_hash(SPX_DST_EP, node, ctx, &p->key), &p->md, now);
+	return true;
 }
 
 /* Find the metadata of a returned packet; learns NAT-rewritten tuples. */
 static bool recover(struct spx_table *t, uint16_t node, enum svc_mode mode, const struct pkt *p, uint64_t now,
 		    struct sp_meta *md)
 {
-	uint32_t ctx = key_ctx(mode, &p->md);
+	uint32_t ctx = key_ctx(mode, &p->md), ts = now_s(now);
 	uint64_t exact = p->sp_hash ? p->sp_hash : key_hash(SPX_EXACT, node, ctx, &p->key);
-	uint8_t *e = lookup(t, exact, now, false, NULL);
+	struct spx_entry *e = lookup(t, exact, ts);
 	if (!e && mode != SVC_MODE_L2) {
-		e = lookup(t, key_hash(SPX_SRC_EP, node, ctx, &p->key), now, false, NULL);
+		e = lookup(t, key_hash(SPX_SRC_EP, node, ctx, &p->key), ts);
 		if (!e)
-			e = lookup(t, key_hash(SPX_DST_EP, node, ctx, &p->key), now, false, NULL);
-		if (e && !(e[SPX_FLAGS] & SPX_AMBIGUOUS)) {
-			struct sp_meta m;
-			memcpy(&m, e, SPX_MD_BYTES);
+			e = lookup(t, key_hash(SPX_DST_EP, node, ctx, &p->key), ts);
+		struct sp_meta m;
+		if (e && !(e->spi_flags & EF_AMBIGUOUS) && unpack(t, e, &m, ts)) {
 			store(t, exact, &m, now);
-			e = lookup(t, exact, now, false, NULL);
+			e = lookup(t, exact, ts);
 		}
 	}
-	if (!e || (e[SPX_FLAGS] & SPX_AMBIGUOUS)) {
+	if (!e || (e->spi_flags & EF_AMBIGUOUS) || !unpack(t, e, md, ts)) {
 		t->misses++;
 		return false;
 	}
-	memcpy(md, e, SPX_MD_BYTES);
-	md->n_unknown = 0;
 	return true;
 }
 
@@ -240,7 +371,10 @@ uint16_t service_proxy_to_node(const struct hostcfg *hc, struct spx_table *t, ui
 	const struct topo_node *nd = &topo->nodes[node];
 	const struct mac *proxy_mac = &hc->ps->node_spmac[node];
 	enum svc_mode mode = (enum svc_mode)hc->node_mode[node];
-	record(t, node, mode, p, now_ns);
+	if (!record(t, node, mode, p, now_ns)) {
+		*why = DROP_SN_STATE_FULL;
+		return PORT_NONE;
+	}
 	uint8_t *eth = p->data;
 	switch (mode) {
 	case SVC_MODE_L2:
@@ -348,15 +482,25 @@ enum spx_result service_proxy_rx_parse(const struct hostcfg *hc, uint16_t node, 
 	return SPX_OK;
 }
 
+/* Fetch the set of hash h: its two lines (for writing: a new flow's). */
+static inline void prefetch_set(const struct spx_table *t, uint64_t h, bool write)
+{
+	const struct spx_set *s = &t->sets[set_of(t, h)];
+	if (write) {
+		__builtin_prefetch(&s->e[0], 1);
+		__builtin_prefetch(&s->e[SPX_WAYS / 2], 1);
+	} else {
+		__builtin_prefetch(&s->e[0]);
+		__builtin_prefetch(&s->e[SPX_WAYS / 2]);
+	}
+}
+
 uint64_t service_proxy_prefetch(const struct hostcfg *hc, const struct spx_table *t, uint16_t node,
 				const struct pkt *p)
 {
 	enum svc_mode mode = (enum svc_mode)hc->node_mode[node];
 	uint64_t h = key_hash(SPX_EXACT, node, key_ctx(mode, &p->md), &p->key);
-	uint32_t set = set_of(t, h);
-	__builtin_prefetch(&t->sets[set]);
-	for (uint32_t w = 0; w < SPX_WAYS; w++)
-		__builtin_prefetch(&t->md[set * SPX_WAYS + w]);
+	prefetch_set(t, h, false);
 	return h;
 }
 
@@ -368,15 +512,11 @@ void service_proxy_prefetch_new(const struct hostcfg *hc, const struct spx_table
 		return; /* a bridge does not rewrite addresses: no endpoint keys */
 	const struct spx_set *s = &t->sets[set_of(t, p->sp_hash)];
 	for (int w = 0; w < SPX_WAYS; w++)
-		if (s->khash[w] == p->sp_hash)
+		if (s->e[w].khash == p->sp_hash)
 			return; /* known: record() only refreshes it */
 	uint32_t ctx = key_ctx(mode, &p->md);
-	for (enum spx_kind k = SPX_SRC_EP; k <= SPX_DST_EP; k++) {
-		uint32_t es = set_of(t, key_hash(k, node, ctx, &p->key));
-		__builtin_prefetch(&t->sets[es], 1);
-		for (int w = 0; w < SPX_WAYS; w++)
-			__builtin_prefetch(&t->md[es * SPX_WAYS + (uint32_t)w], 1);
-	}
+	for (enum spx_kind k = SPX_SRC_EP; k <= SPX_DST_EP; k++)
+		prefetch_set(t, key_hash(k, node, ctx, &p->key), true);
 }
 
 enum spx_result service_proxy_rx_finish(const struct hostcfg *hc, struct spx_table *t, uint16_t node, struct pkt *p,

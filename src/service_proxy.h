@@ -14,6 +14,13 @@
  * then learned under the rewritten 5-tuple. A key written by two guests or
  * tenants recovers nothing (fail closed).
  *
+ * An entry is 32 bytes, four to a set of two cache lines: the key's hash,
+ * what varies per flow and hop, and a reference to the flow's context
+ * (guest port, VNI, original MACs, return address: what all flows between
+ * two guests share), which a small second table keeps once. A context in
+ * use is never written over: a packet of a new context that finds no room
+ * is dropped before it reaches the node (DROP_SN_STATE_FULL).
+ *
  * Owns: the flow-state table (the per-node counters are the datapath's).
  * Must not: choose next hops (service_plane) or classify. */
 #ifndef DETOUR_SERVICE_PROXY_H

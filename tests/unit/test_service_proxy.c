@@ -833,6 +833,78 @@ static void test_l3_snat_shared_endpoint_other_tenant(void **state)
 		fail_msg("blue tenant's packet recovered into network vni %u (guest port %u)", got.vni, got.guest_port);
 }
 
+/* vm1's flow with destination MAC ...:09:d (its context: guest, MACs,
+ * return address) and source port sport sent to r1 at time now. */
+static uint16_t ctx_flow_to_r1(uint8_t d, uint16_t sport, uint64_t now, enum drop_reason *why, uint8_t *f,
+			       uint32_t *len)
+{
+	const uint8_t dmac[6] = {2, 0, 0, 0, 9, d};
+	*len = build_tcp(f, dmac, MAC1, 1, 2, sport, 80, 0);
+	struct pkt *p = guest_pkt(f, *len, "vm1", path_via("c_l3", "r1"), false);
+	*why = DROP_NONE;
+	uint16_t out = service_proxy_to_node(hc, tab, node("r1"), p, now, why);
+	free(p);
+	return out;
+}
+
+/* Its return from r1 (unchanged) at time now; SPX_OK fills md. */
+static enum spx_result ctx_flow_back(const uint8_t *f, uint32_t len, uint64_t now, struct sp_meta *md)
+{
+	uint8_t fr[256];
+	l3_return(fr, f, len, -1, -1, -1, -1);
+	struct pkt *p = rx(fr, len, port("r1p"));
+	enum drop_reason why = DROP_NONE;
+	enum spx_result r = service_proxy_from_node(hc, tab, node("r1"), p, now, &why);
+	if (r == SPX_OK)
+		*md = p->md;
+	else
+		assert_int_equal(why, DROP_SN_NO_FLOW);
+	free(p);
+	return r;
+}
+
+/* The flows' contexts (guest, MACs, return address) are kept once per
+ * table. A flow of a new context finds no room while every slot its
+ * context may take is live: it is dropped before the node (counted), and
+ * no context in use is written over; one unused for the table's lifetime
+ * is taken over. */
+static void test_context_table(void **state)
+{
+	(void)state;
+	struct spx_table *saved = tab;
+	tab = spx_table_create(64); /* room for four contexts */
+	assert_non_null(tab);
+	uint8_t f[5][256];
+	uint32_t len[5];
+	enum drop_reason why;
+	for (uint8_t d = 0; d < 4; d++)
+		assert_int_equal(ctx_flow_to_r1(d, (uint16_t)(30000 + d), NOW, &why, f[d], &len[d]), port("r1p"));
+	/* a fifth context: no room */
+	assert_int_equal(ctx_flow_to_r1(4, 30004, NOW + 1, &why, f[4], &len[4]), PORT_NONE);
+	assert_int_equal(why, DROP_SN_STATE_FULL);
+	/* another flow of a known context fits */
+	uint8_t g[256];
+	uint32_t glen;
+	assert_int_equal(ctx_flow_to_r1(0, 30100, NOW + 2, &why, g, &glen), port("r1p"));
+	/* every flow recovers its own metadata */
+	struct sp_meta md;
+	for (uint8_t d = 0; d < 4; d++) {
+		assert_int_equal(ctx_flow_back(f[d], len[d], NOW + 200ull * 1000000000ull, &md), SPX_OK);
+		assert_int_equal(md.orig_dst.b[5], d);
+		assert_int_equal(md.guest_port, hc->guest_port[topology_guest_index(hc->topo, "vm1")]);
+	}
+	/* flow 0 stays in use; the others' contexts go stale */
+	assert_int_equal(ctx_flow_back(f[0], len[0], NOW + 400ull * 1000000000ull, &md), SPX_OK);
+	uint64_t later = NOW + 520ull * 1000000000ull;
+	assert_int_equal(ctx_flow_to_r1(4, 30004, later, &why, f[4], &len[4]), port("r1p"));
+	assert_int_equal(ctx_flow_back(f[4], len[4], later, &md), SPX_OK);
+	assert_int_equal(md.orig_dst.b[5], 4);
+	assert_int_equal(ctx_flow_back(f[0], len[0], later, &md), SPX_OK);
+	assert_int_equal(md.orig_dst.b[5], 0);
+	spx_table_destroy(tab);
+	tab = saved;
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, tab_new, tab_free)
 
 int main(void)
@@ -855,6 +927,7 @@ int main(void)
 		T(test_table_pressure),
 		T(test_nsh_same_tuple_two_paths),
 		T(test_l3_snat_shared_endpoint_other_tenant),
+		T(test_context_table),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

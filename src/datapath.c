@@ -914,11 +914,11 @@ struct datapath *dp_create(struct hostcfg *hc, uint32_t pool_size, uint32_t ct_c
 	dp->pool = pkt_pool_create(pool_size);
 	dp->ct = conntrack_create(ct_capacity);
 	/* proxy flow state: one 32-byte entry per flow direction and node
-	 * (three at routed and nsh nodes, for NAT): twice the connections,
+	 * (three at routed and nsh nodes, for NAT): three per connection,
 	 * within bounds */
-	uint32_t spx_cap = 1u << 16;
-	while (spx_cap < 2 * (uint64_t)ct_capacity && spx_cap < (1u << 23))
-		spx_cap <<= 1;
+	uint64_t want = 3 * (uint64_t)ct_capacity;
+	uint32_t spx_cap = (uint32_t)(want < (1u << 16) ? (1u << 16) : want > (1u << 24) ? (1u << 24) : want);
+	spx_cap -= spx_cap % 64;
 	dp->spx = spx_table_create(spx_cap);
 	dp->gp = calloc(1, sizeof(*dp->gp));
 	bool fc_ok = flowcache_init(&dp->fc, DP_FLOWCACHE);

@@ -59,7 +59,7 @@ struct spx_ctx {
 } __attribute__((aligned(64)));
 
 struct spx_table {
-	uint32_t set_mask, ctx_mask; /* ctx_mask: of the context buckets */
+	uint32_t n_sets, ctx_mask; /* ctx_mask: of the context buckets */
 	struct spx_set *sets;
 	struct spx_ctx *ctxs; /* [(ctx_mask + 1) * SPX_CTX_WAYS] */
 	uint64_t entries, evicted, misses;
@@ -69,15 +69,19 @@ static size_t ctx_bytes(uint32_t ctx_mask) { return ((size_t)ctx_mask + 1) * SPX
 
 struct spx_table *spx_table_create(uint32_t cap)
 {
-	if (cap < 64 || (cap & (cap - 1)))
+	if (cap < 64 || cap % 64)
 		return NULL;
 	struct spx_table *t = calloc(1, sizeof(*t));
 	if (!t)
 		return NULL;
 	uint32_t nsets = cap / SPX_WAYS;
-	t->set_mask = nsets - 1;
-	/* a context per 16 entries: the flows between two guests share one */
-	t->ctx_mask = cap / 16 / SPX_CTX_WAYS - 1;
+	t->n_sets = nsets;
+	/* a context per 16 entries or more: the flows between two guests
+	 * share one */
+	uint32_t buckets = 1;
+	while (buckets * 2 <= cap / 16 / SPX_CTX_WAYS)
+		buckets *= 2;
+	t->ctx_mask = buckets - 1;
 	t->sets = hugemem_alloc((size_t)nsets * sizeof(*t->sets));
 	t->ctxs = hugemem_alloc(ctx_bytes(t->ctx_mask));
 	if (!t->sets || !t->ctxs) {
@@ -90,7 +94,7 @@ struct spx_table *spx_table_create(uint32_t cap)
 void spx_table_destroy(struct spx_table *t)
 {
 	if (t) {
-		hugemem_free(t->sets, (size_t)(t->set_mask + 1) * sizeof(*t->sets));
+		hugemem_free(t->sets, (size_t)t->n_sets * sizeof(*t->sets));
 		hugemem_free(t->ctxs, ctx_bytes(t->ctx_mask));
 		free(t);
 	}
@@ -123,7 +127,10 @@ static uint64_t key_hash(enum spx_kind kind, uint16_t node, uint32_t ctx, const 
 }
 
 /* The set that holds hash h. */
-static inline uint32_t set_of(const struct spx_table *t, uint64_t h) { return (uint32_t)(h >> 40) & t->set_mask; }
+static inline uint32_t set_of(const struct spx_table *t, uint64_t h)
+{
+	return (uint32_t)((h >> 32) * t->n_sets >> 32); /* fast range: any number of sets */
+}
 
 static inline uint32_t now_s(uint64_t now_ns) { return (uint32_t)(now_ns / 1000000000ull) + 1; }
 

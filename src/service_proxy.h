@@ -32,7 +32,8 @@
 
 struct spx_table;
 
-struct spx_table *spx_table_create(uint32_t capacity_pow2);
+/* capacity: entries, at least 64, a multiple of 64. */
+struct spx_table *spx_table_create(uint32_t capacity);
 void spx_table_destroy(struct spx_table *t);
 void spx_table_stats(const struct spx_table *t, uint64_t *entries, uint64_t *evicted, uint64_t *misses);
 

@@ -914,9 +914,10 @@ struct datapath *dp_create(struct hostcfg *hc, uint32_t pool_size, uint32_t ct_c
 	dp->pool = pkt_pool_create(pool_size);
 	dp->ct = conntrack_create(ct_capacity);
 	/* proxy flow state: one 32-byte entry per flow direction and node
-	 * (three at routed and nsh nodes, for NAT): three per connection,
+	 * (three at routed and nsh nodes, for NAT): two and a half per
+	 * connection (with the connection's 160 bytes, 1M in <= 256 MB),
 	 * within bounds */
-	uint64_t want = 3 * (uint64_t)ct_capacity;
+	uint64_t want = 5 * (uint64_t)ct_capacity / 2;
 	uint32_t spx_cap = (uint32_t)(want < (1u << 16) ? (1u << 16) : want > (1u << 24) ? (1u << 24) : want);
 	spx_cap -= spx_cap % 64;
 	dp->spx = spx_table_create(spx_cap);

@@ -76,10 +76,10 @@ struct spx_table *spx_table_create(uint32_t cap)
 		return NULL;
 	uint32_t nsets = cap / SPX_WAYS;
 	t->n_sets = nsets;
-	/* a context per 16 entries or more: the flows between two guests
+	/* a context per 32 entries or more: the flows between two guests
 	 * share one */
 	uint32_t buckets = 1;
-	while (buckets * 2 <= cap / 16 / SPX_CTX_WAYS)
+	while (buckets * 2 <= cap / 32 / SPX_CTX_WAYS)
 		buckets *= 2;
 	t->ctx_mask = buckets - 1;
 	t->sets = hugemem_alloc((size_t)nsets * sizeof(*t->sets));

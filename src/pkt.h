@@ -29,23 +29,28 @@ enum sp_dir { SP_DIR_FORWARD = 0, SP_DIR_REVERSE = 1 };
 enum fp_action { FP_NONE = 0, FP_DROP = 1, FP_ALLOW = 2, FP_SKIP = 3 };
 
 struct sp_meta {
+	/* what varies per flow and hop (16 bytes: the service proxy keeps them
+	 * as they are) */
 	uint32_t spi;          /* 24 bits */
 	uint8_t si;
 	uint8_t dir;           /* enum sp_dir */
-	uint8_t fp_action;     /* enum fp_action; flow-programming TLV, 0 = absent */
 	uint8_t is_copy;       /* a `copy` rule's duplicate: dropped at path end */
-	uint16_t chain;        /* chain id (SCI) */
-	uint16_t guest_port;   /* guest port id at the source host */
-	uint32_t vni;          /* guest network VNI */
-	struct mac orig_dst, orig_src;
-	struct ipaddr ret_vtep;  /* return address: source host VTEP ... */
-	struct mac ret_spmac;    /* ... and its port proxy spmac */
-	uint16_t fp_service;   /* service index the flow-programming message is about */
-	uint16_t flow_tag;     /* hash of the 5-tuple as the port proxy sent it: a node rewrote it (NAT) if it differs at home */
 	uint8_t ingress;       /* classified at the destination (ingress rule) */
+	uint16_t chain;        /* chain id (SCI) */
+	uint16_t flow_tag;     /* hash of the 5-tuple as the port proxy sent it: a node rewrote it (NAT) if it differs at home */
 	uint16_t path_plus1;   /* this host's index of the path + 1 (0 = unknown); a cache, never on the wire */
 	uint8_t path_rev;      /* with path_plus1: the reverse direction */
 	uint8_t ttl;           /* NSH TTL left (0 = a fresh packet: 63) */
+	/* what all flows between two guests share (40 bytes: the service
+	 * proxy keeps them once per such pair) */
+	uint32_t vni;          /* guest network VNI */
+	uint16_t guest_port;   /* guest port id at the source host */
+	struct mac orig_dst, orig_src;
+	struct ipaddr ret_vtep;  /* return address: source host VTEP ... */
+	struct mac ret_spmac;    /* ... and its port proxy spmac */
+	/* per packet */
+	uint8_t fp_action;     /* enum fp_action; flow-programming TLV, 0 = absent */
+	uint16_t fp_service;   /* service index the flow-programming message is about */
 	uint8_t n_unknown;     /* bytes of unknown non-critical TLVs kept below */
 	uint8_t unknown[64];   /* carried through untouched */
 };

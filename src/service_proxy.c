@@ -16,34 +16,34 @@
 
 enum spx_kind { SPX_EXACT = 1, SPX_SRC_EP = 2, SPX_DST_EP = 3 };
 
-/* A flow's context: what all flows between the same two guests share,
- * sp_meta from guest_port to ret_spmac (the guest port and VNI, the
- * original MACs, the return address), 40 bytes kept once per table. */
-#define CTX_OFF offsetof(struct sp_meta, guest_port)
+/* sp_meta in three parts: what varies per flow and hop (HOP_LEN bytes
+ * from its start, kept in each entry as they are), then a flow's context,
+ * what all flows between two guests share (guest port and VNI, original
+ * MACs, return address: CTX_LEN bytes, kept once per table), then what
+ * belongs to a packet alone (not kept). */
+#define HOP_LEN offsetof(struct sp_meta, vni)
+#define CTX_OFF HOP_LEN
 #define CTX_LEN (offsetof(struct sp_meta, ret_spmac) + sizeof(struct mac) - CTX_OFF)
+_Static_assert(HOP_LEN == 16, "the per-hop part is 16 bytes");
 _Static_assert(CTX_LEN == sizeof(uint16_t) + sizeof(uint32_t) + 3 * sizeof(struct mac) + sizeof(struct ipaddr),
 	       "the context fields of sp_meta are contiguous");
+_Static_assert(offsetof(struct sp_meta, fp_action) == CTX_OFF + CTX_LEN, "the packet's own part follows");
 
-/* spi_flags: the SPI in the low 24 bits, flags above. */
-#define EF_SPI 0x00ffffffu
-#define EF_REVERSE (1u << 24)   /* md.dir */
-#define EF_COPY (1u << 25)      /* md.is_copy */
-#define EF_INGRESS (1u << 26)   /* md.ingress */
-#define EF_PATH_REV (1u << 27)  /* md.path_rev */
-#define EF_AMBIGUOUS (1u << 31) /* two tenants or guests share this key: recover nothing */
+#define EF_AMBIGUOUS 0x80000000u /* in ctx: two tenants or guests share this key: recover nothing */
 
-/* A flow's state at a node under one key: 64-bit key hash (a false match
- * needs two keys of one set to collide on 64 bits), last use, its context
- * (slot and the low half of the context's hash: a slot since given to
- * another context recovers nothing) and the metadata that varies per flow. */
+/* A flow's state at a node under one key: its 64-bit key hash (a false
+ * match needs two keys of one set to collide on 64 bits), last use (whole
+ * seconds, modulo 2^16: an entry is live for SPX_STALE_S after it; one
+ * unused for a multiple of 18 hours looks live again, but recovers only
+ * through a live context), its context (slot and a check of the slot's
+ * hash: a slot since given to another context recovers nothing) and the
+ * per-hop metadata. */
 struct spx_entry {
 	uint64_t khash; /* 0 = empty */
-	uint32_t used_s;
-	uint32_t ctx;
-	uint32_t ctx_check;
-	uint32_t spi_flags;
-	uint8_t si, ttl;
-	uint16_t chain, flow_tag, path_plus1;
+	uint16_t used_s;
+	uint16_t ctx_check;
+	uint32_t ctx; /* slot | EF_AMBIGUOUS */
+	uint8_t hop[HOP_LEN];
 };
 _Static_assert(sizeof(struct spx_entry) == 32, "an entry is half a cache line");
 
@@ -139,6 +139,12 @@ static inline bool is_live(uint64_t hash, uint32_t used_s, uint32_t ts)
 	return hash && ts - used_s < SPX_STALE_S;
 }
 
+/* How long ago (seconds) entry e was used; UINT32_MAX when empty. */
+static inline uint32_t age(const struct spx_entry *e, uint32_t ts)
+{
+	return e->khash ? (uint16_t)(ts - e->used_s) : UINT32_MAX;
+}
+
 /* Write once a second at most: a line read by every packet stays clean. */
 static inline void touch(uint32_t *used_s, uint32_t ts)
 {
@@ -152,43 +158,43 @@ static struct spx_entry *lookup(struct spx_table *t, uint64_t h, uint32_t ts)
 	struct spx_set *s = &t->sets[set_of(t, h)];
 	for (int w = 0; w < SPX_WAYS; w++) {
 		struct spx_entry *e = &s->e[w];
-		if (e->khash == h && ts - e->used_s < SPX_STALE_S) {
-			touch(&e->used_s, ts);
+		if (e->khash == h && age(e, ts) < SPX_STALE_S) {
+			if (e->used_s != (uint16_t)ts)
+				e->used_s = (uint16_t)ts;
 			return e;
 		}
 	}
 	return NULL;
 }
 
-/* Make room for hash h (absent): a stale or empty way, else the least
- * recently used. The entry's metadata is then the caller's to fill. */
+/* Make room for hash h (absent): the way used longest ago (an empty or
+ * stale one first); its metadata is then the caller's to fill. */
 static struct spx_entry *claim(struct spx_table *t, uint64_t h, uint32_t ts)
 {
 	struct spx_set *s = &t->sets[set_of(t, h)];
 	struct spx_entry *victim = &s->e[0];
-	uint32_t best = UINT32_MAX;
+	uint32_t oldest = 0;
 	for (int w = 0; w < SPX_WAYS; w++) {
-		struct spx_entry *e = &s->e[w];
-		uint32_t u = is_live(e->khash, e->used_s, ts) ? e->used_s : 0;
-		if (u < best) {
-			best = u;
-			victim = e;
+		uint32_t a = age(&s->e[w], ts);
+		if (a >= oldest) {
+			oldest = a;
+			victim = &s->e[w];
 		}
 	}
-	if (best)
+	if (oldest < SPX_STALE_S)
 		t->evicted++; /* a live flow's state goes */
 	else
 		t->entries++;
 	victim->khash = h;
-	victim->used_s = ts;
+	victim->used_s = (uint16_t)ts;
 	return victim;
 }
 
-/* The context of e, or NULL when its slot went to another context. */
-static struct spx_ctx *ctx_of(const struct spx_table *t, const struct spx_entry *e)
+/* The live context of e, or NULL (its slot went stale or to another). */
+static struct spx_ctx *ctx_of(const struct spx_table *t, const struct spx_entry *e, uint32_t ts)
 {
-	struct spx_ctx *c = &t->ctxs[e->ctx];
-	return (uint32_t)c->hash == e->ctx_check ? c : NULL;
+	struct spx_ctx *c = &t->ctxs[e->ctx & ~EF_AMBIGUOUS];
+	return (uint16_t)c->hash == e->ctx_check && is_live(c->hash, c->used_s, ts) ? c : NULL;
 }
 
 /* The slot of md's context, added if new. A live context is never written
@@ -220,19 +226,12 @@ static uint32_t intern(struct spx_table *t, const struct sp_meta *md, uint32_t t
 	return free_slot;
 }
 
-static uint32_t spi_flags_of(const struct sp_meta *md)
-{
-	return (md->spi & EF_SPI) | (md->dir == SP_DIR_REVERSE ? EF_REVERSE : 0) | (md->is_copy ? EF_COPY : 0) |
-	       (md->ingress ? EF_INGRESS : 0) | (md->path_rev ? EF_PATH_REV : 0);
-}
-
 /* Does e hold exactly md? Then its context is refreshed with it. */
 static bool holds(const struct spx_table *t, const struct spx_entry *e, const struct sp_meta *md, uint32_t ts)
 {
-	if ((e->spi_flags & ~EF_AMBIGUOUS) != spi_flags_of(md) || e->si != md->si || e->ttl != md->ttl ||
-	    e->chain != md->chain || e->flow_tag != md->flow_tag || e->path_plus1 != md->path_plus1)
+	if (memcmp(e->hop, md, HOP_LEN) != 0)
 		return false;
-	struct spx_ctx *c = ctx_of(t, e);
+	struct spx_ctx *c = ctx_of(t, e, ts);
 	if (!c || memcmp(c->b, (const uint8_t *)md + CTX_OFF, CTX_LEN) != 0)
 		return false;
 	touch(&c->used_s, ts);
@@ -241,9 +240,9 @@ static bool holds(const struct spx_table *t, const struct spx_entry *e, const st
 
 /* Does e belong to another guest or tenant than md? (An entry whose
  * context is gone was unused for the table's lifetime: nobody's.) */
-static bool other_owner(const struct spx_table *t, const struct spx_entry *e, const struct sp_meta *md)
+static bool other_owner(const struct spx_table *t, const struct spx_entry *e, const struct sp_meta *md, uint32_t ts)
 {
-	const struct spx_ctx *c = ctx_of(t, e);
+	const struct spx_ctx *c = ctx_of(t, e, ts);
 	if (!c)
 		return false;
 	struct sp_meta old;
@@ -254,21 +253,12 @@ static bool other_owner(const struct spx_table *t, const struct spx_entry *e, co
 /* md from e and its context (refreshed); false when the context is gone. */
 static bool unpack(const struct spx_table *t, const struct spx_entry *e, struct sp_meta *md, uint32_t ts)
 {
-	struct spx_ctx *c = ctx_of(t, e);
+	struct spx_ctx *c = ctx_of(t, e, ts);
 	if (!c)
 		return false;
 	touch(&c->used_s, ts);
+	memcpy(md, e->hop, HOP_LEN);
 	memcpy((uint8_t *)md + CTX_OFF, c->b, CTX_LEN);
-	md->spi = e->spi_flags & EF_SPI;
-	md->dir = e->spi_flags & EF_REVERSE ? SP_DIR_REVERSE : SP_DIR_FORWARD;
-	md->is_copy = (e->spi_flags & EF_COPY) != 0;
-	md->ingress = (e->spi_flags & EF_INGRESS) != 0;
-	md->path_rev = (e->spi_flags & EF_PATH_REV) != 0;
-	md->si = e->si;
-	md->ttl = e->ttl;
-	md->chain = e->chain;
-	md->flow_tag = e->flow_tag;
-	md->path_plus1 = e->path_plus1;
 	md->fp_action = FP_NONE; /* a node's message is about the packet, not the flow */
 	md->fp_service = 0;
 	md->n_unknown = 0;
@@ -291,19 +281,13 @@ static enum store_result store(struct spx_table *t, uint64_t h, const struct sp_
 	uint32_t ctx = intern(t, md, ts, &ch);
 	if (ctx == UINT32_MAX)
 		return STORE_FULL;
-	uint32_t keep = 0;
 	if (!e)
 		e = claim(t, h, ts);
-	else if ((e->spi_flags & EF_AMBIGUOUS) || other_owner(t, e, md))
-		keep = EF_AMBIGUOUS;
+	else if ((e->ctx & EF_AMBIGUOUS) || other_owner(t, e, md, ts))
+		ctx |= EF_AMBIGUOUS;
 	e->ctx = ctx;
-	e->ctx_check = (uint32_t)ch;
-	e->spi_flags = spi_flags_of(md) | keep;
-	e->si = md->si;
-	e->ttl = md->ttl;
-	e->chain = md->chain;
-	e->flow_tag = md->flow_tag;
-	e->path_plus1 = md->path_plus1;
+	e->ctx_check = (uint16_t)ch;
+	memcpy(e->hop, md, HOP_LEN);
 	return STORE_WRITTEN;
 }
 
@@ -353,12 +337,12 @@ static bool recover(struct spx_table *t, uint16_t node, enum svc_mode mode, cons
 		if (!e)
 			e = lookup(t, key_hash(SPX_DST_EP, node, ctx, &p->key), ts);
 		struct sp_meta m;
-		if (e && !(e->spi_flags & EF_AMBIGUOUS) && unpack(t, e, &m, ts)) {
+		if (e && !(e->ctx & EF_AMBIGUOUS) && unpack(t, e, &m, ts)) {
 			store(t, exact, &m, now);
 			e = lookup(t, exact, ts);
 		}
 	}
-	if (!e || (e->spi_flags & EF_AMBIGUOUS) || !unpack(t, e, md, ts)) {
+	if (!e || (e->ctx & EF_AMBIGUOUS) || !unpack(t, e, md, ts)) {
 		t->misses++;
 		return false;
 	}

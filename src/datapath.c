@@ -487,7 +487,7 @@ static void sp_forward(struct datapath *dp, struct pkt *p)
 			return;
 		}
 		p->next = d.node;
-		p->sp_hash = service_proxy_prefetch(hc, dp->spx, d.node, p);
+		service_proxy_prefetch(hc, dp->spx, d.node, p);
 		enq(dp, ST_TO_NODE, p);
 		return;
 	case SPD_PORT_PROXY:
@@ -545,7 +545,7 @@ static void stage_node_rx(struct datapath *dp, struct pkt **v, uint32_t n)
 		len[k] = p->len;
 		switch (service_proxy_rx_parse(hc, node, p, &why)) {
 		case SPX_OK:
-			p->sp_hash = service_proxy_prefetch(hc, dp->spx, node, p);
+			service_proxy_prefetch(hc, dp->spx, node, p);
 			ok[k++] = p;
 			break;
 		case SPX_REPLY:
@@ -795,7 +795,7 @@ static void stage_tunnel_rx(struct datapath *dp, struct pkt **v, uint32_t n)
 			continue;
 		}
 		p->next = o.index;
-		p->sp_hash = service_proxy_prefetch(hc, dp->spx, o.index, p);
+		service_proxy_prefetch(hc, dp->spx, o.index, p);
 		enq(dp, ST_TO_NODE, p);
 	}
 }

@@ -77,7 +77,8 @@ struct pkt {
 	uint32_t hash;        /* flow hash, 0 = not computed */
 	uint32_t flags;       /* PKT_F_* */
 	uint16_t next;        /* engine scratch: the node a packet goes to or comes from */
-	uint64_t sp_hash;     /* engine scratch: flow-state hash computed when it was prefetched (0 = none) */
+	uint32_t sp_place;    /* engine scratch: with sp_hash, the flow-state key's place */
+	uint64_t sp_hash;     /* engine scratch: flow-state key computed when it was prefetched (0 = none) */
 	struct ipaddr tun_dst;/* engine scratch: the VTEP a tunnelled packet goes to */
 	struct pkt_pool *pool;/* the pool the buffer belongs to; do not touch */
 	uint8_t hops;         /* engine scratch: hand-offs between workers so far */

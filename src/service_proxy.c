@@ -107,12 +107,21 @@ void spx_table_stats(const struct spx_table *t, uint64_t *entries, uint64_t *evi
 	*misses = t->misses;
 }
 
-/* The hash of a key: (EXACT) source, destination, ports; (SRC_EP) source
- * address and port; (DST_EP) destination address and port; with protocol,
- * kind, node and context. */
-static uint64_t key_hash(enum spx_kind kind, uint16_t node, uint32_t ctx, const struct flow_key *f)
+/* A key: (EXACT) source, destination, ports; (SRC_EP) source address and
+ * port; (DST_EP) destination address and port; with protocol, kind, node
+ * and context. Its place picks its set and hashes all but the node and
+ * context, so that a flow's exact keys at all the nodes of this host share
+ * a set: the second hop of a local chain finds it in cache. Its identity h
+ * is that 64-bit hash with node and context folded in (two keys of one
+ * place differ in h). */
+struct spx_key {
+	uint64_t h;
+	uint32_t place;
+};
+
+static struct spx_key key_of(enum spx_kind kind, uint16_t node, uint32_t ctx, const struct flow_key *f)
 {
-	uint64_t w[6];
+	uint64_t w[5];
 	const struct ipaddr *a = kind == SPX_DST_EP ? &f->dst : &f->src;
 	memcpy(&w[0], a->b, 16);
 	if (kind == SPX_EXACT)
@@ -120,16 +129,16 @@ static uint64_t key_hash(enum spx_kind kind, uint16_t node, uint32_t ctx, const 
 	else
 		w[2] = w[3] = 0;
 	uint64_t pa = kind == SPX_DST_EP ? f->dport : f->sport, pb = kind == SPX_EXACT ? f->dport : 0;
-	w[4] = pa | pb << 16 | (uint64_t)f->proto << 32 | (uint64_t)kind << 40 | (uint64_t)node << 48;
-	w[5] = ctx;
-	uint64_t h = hash_bytes(w, sizeof(w), SPX_SEED);
-	return h ? h : 1;
+	w[4] = pa | pb << 16 | (uint64_t)f->proto << 32 | (uint64_t)kind << 40;
+	uint64_t th = hash_bytes(w, sizeof(w), SPX_SEED);
+	uint64_t h = th ^ ((uint64_t)node << 32 | ctx);
+	return (struct spx_key){.h = h ? h : 1, .place = (uint32_t)(th >> 32)};
 }
 
-/* The set that holds hash h. */
-static inline uint32_t set_of(const struct spx_table *t, uint64_t h)
+/* The set of a place. */
+static inline uint32_t set_of(const struct spx_table *t, uint32_t place)
 {
-	return (uint32_t)((h >> 32) * t->n_sets >> 32); /* fast range: any number of sets */
+	return (uint32_t)((uint64_t)place * t->n_sets >> 32); /* fast range: any number of sets */
 }
 
 static inline uint32_t now_s(uint64_t now_ns) { return (uint32_t)(now_ns / 1000000000ull) + 1; }
@@ -152,10 +161,11 @@ static inline void touch(uint32_t *used_s, uint32_t ts)
 		*used_s = ts;
 }
 
-/* The live entry of hash h, refreshed; NULL if none. */
-static struct spx_entry *lookup(struct spx_table *t, uint64_t h, uint32_t ts)
+/* The live entry of key k, refreshed; NULL if none. */
+static struct spx_entry *lookup(struct spx_table *t, struct spx_key k, uint32_t ts)
 {
-	struct spx_set *s = &t->sets[set_of(t, h)];
+	struct spx_set *s = &t->sets[set_of(t, k.place)];
+	uint64_t h = k.h;
 	for (int w = 0; w < SPX_WAYS; w++) {
 		struct spx_entry *e = &s->e[w];
 		if (e->khash == h && age(e, ts) < SPX_STALE_S) {
@@ -167,11 +177,11 @@ static struct spx_entry *lookup(struct spx_table *t, uint64_t h, uint32_t ts)
 	return NULL;
 }
 
-/* Make room for hash h (absent): the way used longest ago (an empty or
+/* Make room for key k (absent): the way used longest ago (an empty or
  * stale one first); its metadata is then the caller's to fill. */
-static struct spx_entry *claim(struct spx_table *t, uint64_t h, uint32_t ts)
+static struct spx_entry *claim(struct spx_table *t, struct spx_key k, uint32_t ts)
 {
-	struct spx_set *s = &t->sets[set_of(t, h)];
+	struct spx_set *s = &t->sets[set_of(t, k.place)];
 	struct spx_entry *victim = &s->e[0];
 	uint32_t oldest = 0;
 	for (int w = 0; w < SPX_WAYS; w++) {
@@ -185,7 +195,7 @@ static struct spx_entry *claim(struct spx_table *t, uint64_t h, uint32_t ts)
 		t->evicted++; /* a live flow's state goes */
 	else
 		t->entries++;
-	victim->khash = h;
+	victim->khash = k.h;
 	victim->used_s = (uint16_t)ts;
 	return victim;
 }
@@ -267,14 +277,14 @@ static bool unpack(const struct spx_table *t, const struct spx_entry *e, struct 
 
 enum store_result { STORE_KNOWN, STORE_WRITTEN, STORE_FULL };
 
-/* Write md under hash h; a live key of another owner is marked ambiguous
+/* Write md under key k; a live key of another owner is marked ambiguous
  * (fail closed: a packet is never handed to the wrong guest or tenant).
  * STORE_KNOWN when the entry already held exactly md (a known flow,
  * refreshed); STORE_FULL when md's context finds no room. */
-static enum store_result store(struct spx_table *t, uint64_t h, const struct sp_meta *md, uint64_t now)
+static enum store_result store(struct spx_table *t, struct spx_key k, const struct sp_meta *md, uint64_t now)
 {
 	uint32_t ts = now_s(now);
-	struct spx_entry *e = lookup(t, h, ts);
+	struct spx_entry *e = lookup(t, k, ts);
 	if (e && holds(t, e, md, ts))
 		return STORE_KNOWN;
 	uint64_t ch = 0;
@@ -282,7 +292,7 @@ static enum store_result store(struct spx_table *t, uint64_t h, const struct sp_
 	if (ctx == UINT32_MAX)
 		return STORE_FULL;
 	if (!e)
-		e = claim(t, h, ts);
+		e = claim(t, k, ts);
 	else if ((e->ctx & EF_AMBIGUOUS) || other_owner(t, e, md, ts))
 		ctx |= EF_AMBIGUOUS;
 	e->ctx = ctx;
@@ -313,15 +323,15 @@ static uint32_t key_ctx(enum svc_mode mode, const struct sp_meta *md)
 static bool record(struct spx_table *t, uint16_t node, enum svc_mode mode, const struct pkt *p, uint64_t now)
 {
 	uint32_t ctx = key_ctx(mode, &p->md);
-	uint64_t h = p->sp_hash ? p->sp_hash : key_hash(SPX_EXACT, node, ctx, &p->key);
-	enum store_result r = store(t, h, &p->md, now);
+	struct spx_key k = p->sp_hash ? (struct spx_key){p->sp_hash, p->sp_place} : key_of(SPX_EXACT, node, ctx, &p->key);
+	enum store_result r = store(t, k, &p->md, now);
 	if (r != STORE_WRITTEN)
 		return r == STORE_KNOWN; /* known flow: the lookup refreshed it */
 	if (mode == SVC_MODE_L2)
 		return true; /* a bridge does not rewrite addresses */
 	/* the context is in the table now: these find it */
-	store(t, key_hash(SPX_SRC_EP, node, ctx, &p->key), &p->md, now);
-	store(t, key_hash(SPX_DST_EP, node, ctx, &p->key), &p->md, now);
+	store(t, key_of(SPX_SRC_EP, node, ctx, &p->key), &p->md, now);
+	store(t, key_of(SPX_DST_EP, node, ctx, &p->key), &p->md, now);
 	return true;
 }
 
@@ -330,12 +340,12 @@ static bool recover(struct spx_table *t, uint16_t node, enum svc_mode mode, cons
 		    struct sp_meta *md)
 {
 	uint32_t ctx = key_ctx(mode, &p->md), ts = now_s(now);
-	uint64_t exact = p->sp_hash ? p->sp_hash : key_hash(SPX_EXACT, node, ctx, &p->key);
+	struct spx_key exact = p->sp_hash ? (struct spx_key){p->sp_hash, p->sp_place} : key_of(SPX_EXACT, node, ctx, &p->key);
 	struct spx_entry *e = lookup(t, exact, ts);
 	if (!e && mode != SVC_MODE_L2) {
-		e = lookup(t, key_hash(SPX_SRC_EP, node, ctx, &p->key), ts);
+		e = lookup(t, key_of(SPX_SRC_EP, node, ctx, &p->key), ts);
 		if (!e)
-			e = lookup(t, key_hash(SPX_DST_EP, node, ctx, &p->key), ts);
+			e = lookup(t, key_of(SPX_DST_EP, node, ctx, &p->key), ts);
 		struct sp_meta m;
 		if (e && !(e->ctx & EF_AMBIGUOUS) && unpack(t, e, &m, ts)) {
 			store(t, exact, &m, now);
@@ -473,10 +483,10 @@ enum spx_result service_proxy_rx_parse(const struct hostcfg *hc, uint16_t node, 
 	return SPX_OK;
 }
 
-/* Fetch the set of hash h: its two lines (for writing: a new flow's). */
-static inline void prefetch_set(const struct spx_table *t, uint64_t h, bool write)
+/* Fetch the set of a place: its two lines (for writing: a new flow's). */
+static inline void prefetch_set(const struct spx_table *t, uint32_t place, bool write)
 {
-	const struct spx_set *s = &t->sets[set_of(t, h)];
+	const struct spx_set *s = &t->sets[set_of(t, place)];
 	if (write) {
 		__builtin_prefetch(&s->e[0], 1);
 		__builtin_prefetch(&s->e[SPX_WAYS / 2], 1);
@@ -486,13 +496,13 @@ static inline void prefetch_set(const struct spx_table *t, uint64_t h, bool writ
 	}
 }
 
-uint64_t service_proxy_prefetch(const struct hostcfg *hc, const struct spx_table *t, uint16_t node,
-				const struct pkt *p)
+void service_proxy_prefetch(const struct hostcfg *hc, const struct spx_table *t, uint16_t node, struct pkt *p)
 {
 	enum svc_mode mode = (enum svc_mode)hc->node_mode[node];
-	uint64_t h = key_hash(SPX_EXACT, node, key_ctx(mode, &p->md), &p->key);
-	prefetch_set(t, h, false);
-	return h;
+	struct spx_key k = key_of(SPX_EXACT, node, key_ctx(mode, &p->md), &p->key);
+	prefetch_set(t, k.place, false);
+	p->sp_hash = k.h;
+	p->sp_place = k.place;
 }
 
 void service_proxy_prefetch_new(const struct hostcfg *hc, const struct spx_table *t, uint16_t node,
@@ -501,13 +511,13 @@ void service_proxy_prefetch_new(const struct hostcfg *hc, const struct spx_table
 	enum svc_mode mode = (enum svc_mode)hc->node_mode[node];
 	if (mode == SVC_MODE_L2)
 		return; /* a bridge does not rewrite addresses: no endpoint keys */
-	const struct spx_set *s = &t->sets[set_of(t, p->sp_hash)];
+	const struct spx_set *s = &t->sets[set_of(t, p->sp_place)];
 	for (int w = 0; w < SPX_WAYS; w++)
 		if (s->e[w].khash == p->sp_hash)
 			return; /* known: record() only refreshes it */
 	uint32_t ctx = key_ctx(mode, &p->md);
 	for (enum spx_kind k = SPX_SRC_EP; k <= SPX_DST_EP; k++)
-		prefetch_set(t, key_hash(k, node, ctx, &p->key), true);
+		prefetch_set(t, key_of(k, node, ctx, &p->key).place, true);
 }
 
 enum spx_result service_proxy_rx_finish(const struct hostcfg *hc, struct spx_table *t, uint16_t node, struct pkt *p,

@@ -58,14 +58,12 @@ enum spx_result service_proxy_rx_parse(const struct hostcfg *hc, uint16_t node, 
 enum spx_result service_proxy_rx_finish(const struct hostcfg *hc, struct spx_table *t, uint16_t node, struct pkt *p,
 					uint64_t now_ns, enum drop_reason *why);
 /* Prefetch the flow state of packet p at node (before to_node or
- * rx_finish): service_proxy_prefetch fetches its set and the set's metadata
- * lines (all known from the hash: nothing waits on the set) and returns the
- * hash, for the caller to keep in pkt->sp_hash. A vector later, before
- * to_node, service_proxy_prefetch_new reads the set and, for a flow not yet
- * recorded at a routed or nsh node, fetches the endpoint keys' sets and
- * lines its record will write. */
-uint64_t service_proxy_prefetch(const struct hostcfg *hc, const struct spx_table *t, uint16_t node,
-				const struct pkt *p);
+ * rx_finish): service_proxy_prefetch fetches its set (known from the key's
+ * hash) and keeps the key in p (sp_hash, sp_place) for the calls that
+ * follow. A vector later, before to_node, service_proxy_prefetch_new reads
+ * the set and, for a flow not yet recorded at a routed or nsh node,
+ * fetches the endpoint keys' sets its record will write. */
+void service_proxy_prefetch(const struct hostcfg *hc, const struct spx_table *t, uint16_t node, struct pkt *p);
 void service_proxy_prefetch_new(const struct hostcfg *hc, const struct spx_table *t, uint16_t node,
 				const struct pkt *p);
 enum spx_result service_proxy_from_node(const struct hostcfg *hc, struct spx_table *t, uint16_t node,

@@ -216,19 +216,28 @@ static void md_equal(const struct sp_meta *got, const struct sp_meta *want)
 
 /* ---- nsh ---- */
 
-/* Send f (vm1 -> vm2) to ids1 on path; returns the frame the node gets. */
-static uint32_t nsh_to_node(const uint8_t *f, uint32_t len, const struct path *path, uint8_t *out,
-			    struct sp_meta *md)
+/* Send f (vm1 -> vm2) to nsh node n on path; returns the frame the node
+ * gets. */
+static uint32_t nsh_to(const char *name, const uint8_t *f, uint32_t len, const struct path *path, uint8_t *out,
+		       struct sp_meta *md)
 {
 	struct pkt *p = guest_pkt(f, len, "vm1", path, false);
 	*md = p->md;
 	enum drop_reason why = DROP_NONE;
-	uint16_t port_out = service_proxy_to_node(hc, tab, node("ids1"), p, NOW, &why);
-	assert_int_equal(port_out, port("ids1p"));
+	char pn[16];
+	snprintf(pn, sizeof(pn), "%sp", name);
+	uint16_t port_out = service_proxy_to_node(hc, tab, node(name), p, NOW, &why);
+	assert_int_equal(port_out, port(pn));
 	memcpy(out, p->data, p->len);
 	uint32_t n = p->len;
 	free(p);
 	return n;
+}
+
+static uint32_t nsh_to_node(const uint8_t *f, uint32_t len, const struct path *path, uint8_t *out,
+			    struct sp_meta *md)
+{
+	return nsh_to("ids1", f, len, path, out, md);
 }
 
 static void test_nsh_to_node_format(void **state)
@@ -444,6 +453,31 @@ static void test_nsh_same_tuple_two_paths(void **state)
 	if (r != SPX_OK)
 		fail_msg("first path's packet dropped: %s", drop_reason_name(why));
 	md_equal(&got, &ma);
+}
+
+/* One flow at two nodes of one mode, with the same chain and direction:
+ * each node's return recovers its own state (the node is part of the key,
+ * though a flow's keys at all nodes share a set). */
+static void test_nsh_same_flow_two_nodes(void **state)
+{
+	(void)state;
+	uint8_t f[256], a[512], b[512];
+	uint32_t len = build_tcp(f, MAC2, MAC1, 1, 2, 40005, 80, 10);
+	struct sp_meta ma, mb;
+	uint32_t na = nsh_to("ids1", f, len, path_via("c_nsh", "ids1"), a, &ma);
+	uint32_t nb = nsh_to("ids2", f, len, path_via("c_nsh", "ids2"), b, &mb);
+	assert_int_not_equal(ma.spi, mb.spi);
+	nsh_reflect(a, 1);
+	nsh_reflect(b, 1);
+	enum drop_reason why = DROP_NONE;
+	struct pkt *p = rx(a, na, port("ids1p"));
+	assert_int_equal(service_proxy_from_node(hc, tab, node("ids1"), p, NOW, &why), SPX_OK);
+	md_equal(&p->md, &ma);
+	free(p);
+	p = rx(b, nb, port("ids2p"));
+	assert_int_equal(service_proxy_from_node(hc, tab, node("ids2"), p, NOW, &why), SPX_OK);
+	md_equal(&p->md, &mb);
+	free(p);
 }
 
 /* ---- l2 ---- */
@@ -931,6 +965,7 @@ int main(void)
 		T(test_nsh_same_tuple_two_paths),
 		T(test_l3_snat_shared_endpoint_other_tenant),
 		T(test_context_table),
+		T(test_nsh_same_flow_two_nodes),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -161,11 +161,11 @@ static inline void touch(uint32_t *used_s, uint32_t ts)
 		*used_s = ts;
 }
 
-/* The live entry of key k, refreshed; NULL if none. */
-static struct spx_entry *lookup(struct spx_table *t, struct spx_key k, uint32_t ts)
+/* The live entry of hash h in set s, refreshed; NULL if none (*had_empty:
+ * the set has a way never used). */
+static inline struct spx_entry *find(struct spx_set *s, uint64_t h, uint32_t ts, bool *had_empty)
 {
-	struct spx_set *s = &t->sets[set_of(t, k.place)];
-	uint64_t h = k.h;
+	bool empty = false;
 	for (int w = 0; w < SPX_WAYS; w++) {
 		struct spx_entry *e = &s->e[w];
 		if (e->khash == h && age(e, ts) < SPX_STALE_S) {
@@ -173,22 +173,52 @@ static struct spx_entry *lookup(struct spx_table *t, struct spx_key k, uint32_t 
 				e->used_s = (uint16_t)ts;
 			return e;
 		}
+		empty |= !e->khash;
 	}
+	*had_empty = empty;
 	return NULL;
 }
 
-/* Make room for key k (absent): the way used longest ago (an empty or
- * stale one first); its metadata is then the caller's to fill. */
-static struct spx_entry *claim(struct spx_table *t, struct spx_key k, uint32_t ts)
+/* The live entry of key k, refreshed; NULL if none. A key lives in the
+ * set of its place or, when that was full, in its partner (the other set
+ * of the 256-byte pair): a flow's state at up to eight local nodes fits.
+ * (Entries are written over, never cleared: a set with a way never used
+ * was never full, and none of its keys went to the partner.) */
+static struct spx_entry *lookup(struct spx_table *t, struct spx_key k, uint32_t ts)
 {
-	struct spx_set *s = &t->sets[set_of(t, k.place)];
+	uint32_t s = set_of(t, k.place);
+	bool empty;
+	struct spx_entry *e = find(&t->sets[s], k.h, ts, &empty);
+	return e || empty ? e : find(&t->sets[s ^ 1], k.h, ts, &empty);
+}
+
+/* The way of set s used longest ago (an empty one first), and its age. */
+static struct spx_entry *oldest_of(struct spx_set *s, uint32_t ts, uint32_t *oldest)
+{
 	struct spx_entry *victim = &s->e[0];
-	uint32_t oldest = 0;
+	*oldest = 0;
 	for (int w = 0; w < SPX_WAYS; w++) {
 		uint32_t a = age(&s->e[w], ts);
-		if (a >= oldest) {
-			oldest = a;
+		if (a > *oldest) {
+			*oldest = a;
 			victim = &s->e[w];
+		}
+	}
+	return victim;
+}
+
+/* Make room for key k (absent): a free (empty or stale) way of its set,
+ * else of the partner, else the way of the two used longest ago; its
+ * metadata is then the caller's to fill. */
+static struct spx_entry *claim(struct spx_table *t, struct spx_key k, uint32_t ts)
+{
+	uint32_t s = set_of(t, k.place), oldest, other;
+	struct spx_entry *victim = oldest_of(&t->sets[s], ts, &oldest);
+	if (oldest < SPX_STALE_S) {
+		struct spx_entry *v2 = oldest_of(&t->sets[s ^ 1], ts, &other);
+		if (other > oldest) {
+			victim = v2;
+			oldest = other;
 		}
 	}
 	if (oldest < SPX_STALE_S)

@@ -942,6 +942,54 @@ static void test_context_table(void **state)
 	tab = saved;
 }
 
+/* One flow's state at six nodes and chains of this host (more than a set
+ * holds: a flow's keys at all nodes share a set, and its partner takes
+ * the rest): every return recovers its own. (A table large enough that
+ * the flow's endpoint keys do not land in the same pair of sets.) */
+static void test_one_flow_many_hops(void **state)
+{
+	(void)state;
+	struct spx_table *saved = tab;
+	tab = spx_table_create(1u << 16);
+	assert_non_null(tab);
+	uint8_t f[256], out[4][512], fr[256];
+	uint32_t len = build_tcp(f, MAC2, MAC1, 1, 2, 40006, 80, 10);
+	const char *nodes[4] = {"ids1", "ids1", "ids2", "ids2"}, *chains[4] = {"c_nsh", "c_tap", "c_nsh", "c_tap"};
+	struct sp_meta md[4], ml2, ml3;
+	uint32_t n[4];
+	for (int i = 0; i < 4; i++)
+		n[i] = nsh_to(nodes[i], f, len, path_via(chains[i], nodes[i]), out[i], &md[i]);
+	struct pkt *p = guest_pkt(f, len, "vm1", path_via("c_l2", "fw1"), false);
+	ml2 = p->md;
+	enum drop_reason why = DROP_NONE;
+	assert_int_equal(service_proxy_to_node(hc, tab, node("fw1"), p, NOW, &why), port("fw1i"));
+	free(p);
+	l3_to_node(f, len, "vm1", false, &ml3);
+	for (int i = 0; i < 4; i++) {
+		nsh_reflect(out[i], 1);
+		char pn[16];
+		snprintf(pn, sizeof(pn), "%sp", nodes[i]);
+		p = rx(out[i], n[i], port(pn));
+		assert_int_equal(service_proxy_from_node(hc, tab, node(nodes[i]), p, NOW + 1, &why), SPX_OK);
+		md_equal(&p->md, &md[i]);
+		free(p);
+	}
+	p = rx(f, len, port("fw1o"));
+	assert_int_equal(service_proxy_from_node(hc, tab, node("fw1"), p, NOW + 1, &why), SPX_OK);
+	md_equal(&p->md, &ml2);
+	free(p);
+	l3_return(fr, f, len, -1, -1, -1, -1);
+	p = rx(fr, len, port("r1p"));
+	assert_int_equal(service_proxy_from_node(hc, tab, node("r1"), p, NOW + 1, &why), SPX_OK);
+	md_equal(&p->md, &ml3);
+	free(p);
+	uint64_t e, ev, m;
+	spx_table_stats(tab, &e, &ev, &m);
+	assert_int_equal(ev, 0);
+	spx_table_destroy(tab);
+	tab = saved;
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, tab_new, tab_free)
 
 int main(void)
@@ -966,6 +1014,7 @@ int main(void)
 		T(test_l3_snat_shared_endpoint_other_tenant),
 		T(test_context_table),
 		T(test_nsh_same_flow_two_nodes),
+		T(test_one_flow_many_hops),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -19,7 +19,10 @@
  * (guest port, VNI, original MACs, return address: what all flows between
  * two guests share), which a small second table keeps once. A context in
  * use is never written over: a packet of a new context that finds no room
- * is dropped before it reaches the node (DROP_SN_STATE_FULL).
+ * is dropped before it reaches the node (DROP_SN_STATE_FULL). A key's set
+ * comes from its tuple alone, so a flow's state at all of this host's
+ * nodes shares one set (the next hop finds it in cache); a full set
+ * spills into its partner (the other set of its 256-byte pair).
  *
  * Owns: the flow-state table (the per-node counters are the datapath's).
  * Must not: choose next hops (service_plane) or classify. */

@@ -348,13 +348,18 @@ static uint32_t key_ctx(enum svc_mode mode, const struct sp_meta *md)
 	return 0;
 }
 
+/* p's exact key at node: the one its prefetch computed, if any. */
+static struct spx_key exact_key(uint16_t node, uint32_t ctx, const struct pkt *p)
+{
+	return p->sp_hash ? (struct spx_key){p->sp_hash, p->sp_place} : key_of(SPX_EXACT, node, ctx, &p->key);
+}
+
 /* Record p's metadata before it goes to the node; false when there is no
  * room for its context. */
 static bool record(struct spx_table *t, uint16_t node, enum svc_mode mode, const struct pkt *p, uint64_t now)
 {
 	uint32_t ctx = key_ctx(mode, &p->md);
-	struct spx_key k = p->sp_hash ? (struct spx_key){p->sp_hash, p->sp_place} : key_of(SPX_EXACT, node, ctx, &p->key);
-	enum store_result r = store(t, k, &p->md, now);
+	enum store_result r = store(t, exact_key(node, ctx, p), &p->md, now);
 	if (r != STORE_WRITTEN)
 		return r == STORE_KNOWN; /* known flow: the lookup refreshed it */
 	if (mode == SVC_MODE_L2)
@@ -370,7 +375,7 @@ static bool recover(struct spx_table *t, uint16_t node, enum svc_mode mode, cons
 		    struct sp_meta *md)
 {
 	uint32_t ctx = key_ctx(mode, &p->md), ts = now_s(now);
-	struct spx_key exact = p->sp_hash ? (struct spx_key){p->sp_hash, p->sp_place} : key_of(SPX_EXACT, node, ctx, &p->key);
+	struct spx_key exact = exact_key(node, ctx, p);
 	struct spx_entry *e = lookup(t, exact, ts);
 	if (!e && mode != SVC_MODE_L2) {
 		e = lookup(t, key_of(SPX_SRC_EP, node, ctx, &p->key), ts);

@@ -216,6 +216,14 @@ static void md_equal(const struct sp_meta *got, const struct sp_meta *want)
 
 /* ---- nsh ---- */
 
+/* The port of single-port node `name` (named name + "p"). */
+static uint16_t node_port(const char *name)
+{
+	char pn[16];
+	snprintf(pn, sizeof(pn), "%sp", name);
+	return port(pn);
+}
+
 /* Send f (vm1 -> vm2) to nsh node n on path; returns the frame the node
  * gets. */
 static uint32_t nsh_to(const char *name, const uint8_t *f, uint32_t len, const struct path *path, uint8_t *out,
@@ -224,10 +232,8 @@ static uint32_t nsh_to(const char *name, const uint8_t *f, uint32_t len, const s
 	struct pkt *p = guest_pkt(f, len, "vm1", path, false);
 	*md = p->md;
 	enum drop_reason why = DROP_NONE;
-	char pn[16];
-	snprintf(pn, sizeof(pn), "%sp", name);
 	uint16_t port_out = service_proxy_to_node(hc, tab, node(name), p, NOW, &why);
-	assert_int_equal(port_out, port(pn));
+	assert_int_equal(port_out, node_port(name));
 	memcpy(out, p->data, p->len);
 	uint32_t n = p->len;
 	free(p);
@@ -310,6 +316,18 @@ static void nsh_reflect(uint8_t *fr, uint8_t dec)
 	memcpy(tmp, fr, 6);
 	memcpy(fr, fr + 6, 6);
 	memcpy(fr + 6, tmp, 6);
+}
+
+/* Frame fr (n bytes), sent to nsh node `name`, comes back with SI - 1 at
+ * time now: it recovers want. */
+static void nsh_back_ok(const char *name, uint8_t *fr, uint32_t n, uint64_t now, const struct sp_meta *want)
+{
+	nsh_reflect(fr, 1);
+	struct pkt *p = rx(fr, n, node_port(name));
+	enum drop_reason why = DROP_NONE;
+	assert_int_equal(service_proxy_from_node(hc, tab, node(name), p, now, &why), SPX_OK);
+	md_equal(&p->md, want);
+	free(p);
 }
 
 static void test_nsh_return_ok(void **state)
@@ -467,17 +485,8 @@ static void test_nsh_same_flow_two_nodes(void **state)
 	uint32_t na = nsh_to("ids1", f, len, path_via("c_nsh", "ids1"), a, &ma);
 	uint32_t nb = nsh_to("ids2", f, len, path_via("c_nsh", "ids2"), b, &mb);
 	assert_int_not_equal(ma.spi, mb.spi);
-	nsh_reflect(a, 1);
-	nsh_reflect(b, 1);
-	enum drop_reason why = DROP_NONE;
-	struct pkt *p = rx(a, na, port("ids1p"));
-	assert_int_equal(service_proxy_from_node(hc, tab, node("ids1"), p, NOW, &why), SPX_OK);
-	md_equal(&p->md, &ma);
-	free(p);
-	p = rx(b, nb, port("ids2p"));
-	assert_int_equal(service_proxy_from_node(hc, tab, node("ids2"), p, NOW, &why), SPX_OK);
-	md_equal(&p->md, &mb);
-	free(p);
+	nsh_back_ok("ids1", a, na, NOW, &ma);
+	nsh_back_ok("ids2", b, nb, NOW, &mb);
 }
 
 /* ---- l2 ---- */
@@ -965,15 +974,8 @@ static void test_one_flow_many_hops(void **state)
 	assert_int_equal(service_proxy_to_node(hc, tab, node("fw1"), p, NOW, &why), port("fw1i"));
 	free(p);
 	l3_to_node(f, len, "vm1", false, &ml3);
-	for (int i = 0; i < 4; i++) {
-		nsh_reflect(out[i], 1);
-		char pn[16];
-		snprintf(pn, sizeof(pn), "%sp", nodes[i]);
-		p = rx(out[i], n[i], port(pn));
-		assert_int_equal(service_proxy_from_node(hc, tab, node(nodes[i]), p, NOW + 1, &why), SPX_OK);
-		md_equal(&p->md, &md[i]);
-		free(p);
-	}
+	for (int i = 0; i < 4; i++)
+		nsh_back_ok(nodes[i], out[i], n[i], NOW + 1, &md[i]);
 	p = rx(f, len, port("fw1o"));
 	assert_int_equal(service_proxy_from_node(hc, tab, node("fw1"), p, NOW + 1, &why), SPX_OK);
 	md_equal(&p->md, &ml2);

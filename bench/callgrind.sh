@@ -3,14 +3,15 @@
 # valgrind's callgrind: repeatable on a noisy machine (it counts
 # instructions, not time). Each scenario runs twice with N and 2N packets;
 # the difference divided by N removes the set-up.
-#   bash bench/callgrind.sh [N]     (default N = 20000)
+#   bash bench/callgrind.sh [N]     (default N = 20000; FLOWS=K picks the
+#   number of distinct flows, default 1000)
 set -eu
 cd "$(dirname "$0")/.."
 make -s build/bench/bench_pipeline
 n=${1:-20000}
 count() { # scenario packets -> instructions
 	valgrind --tool=callgrind --callgrind-out-file=/dev/null ./build/bench/bench_pipeline \
-		--only "$1" --flows 1000 --packets "$2" 2>&1 >/dev/null |
+		--only "$1" --flows "${FLOWS:-1000}" --packets "$2" 2>&1 >/dev/null |
 		sed -n 's/.*Collected : \([0-9]*\).*/\1/p'
 }
 printf '%-8s %16s\n' scenario instr/packet

@@ -30,6 +30,8 @@ _Static_assert(CTX_LEN == sizeof(uint16_t) + sizeof(uint32_t) + 3 * sizeof(struc
 _Static_assert(offsetof(struct sp_meta, fp_action) == CTX_OFF + CTX_LEN, "the packet's own part follows");
 
 #define EF_AMBIGUOUS 0x80000000u /* in ctx: two tenants or guests share this key: recover nothing */
+#define EF_ENDPOINT 0x40000000u  /* in ctx: an endpoint key (for NAT), which gives way to exact keys */
+#define EF_SLOT 0x3fffffffu
 
 /* A flow's state at a node under one key: its 64-bit key hash (a false
  * match needs two keys of one set to collide on 64 bits), last use (whole
@@ -42,7 +44,7 @@ struct spx_entry {
 	uint64_t khash; /* 0 = empty */
 	uint16_t used_s;
 	uint16_t ctx_check;
-	uint32_t ctx; /* slot | EF_AMBIGUOUS */
+	uint32_t ctx; /* slot | EF_AMBIGUOUS | EF_ENDPOINT */
 	uint8_t hop[HOP_LEN];
 };
 _Static_assert(sizeof(struct spx_entry) == 32, "an entry is half a cache line");
@@ -192,36 +194,59 @@ static struct spx_entry *lookup(struct spx_table *t, struct spx_key k, uint32_t 
 	return e || empty ? e : find(&t->sets[s ^ 1], k.h, ts, &empty);
 }
 
-/* The way of set s used longest ago (an empty one first), and its age. */
-static struct spx_entry *oldest_of(struct spx_set *s, uint32_t ts, uint32_t *oldest)
+/* What taking way e for a new key costs least: a free way (empty or
+ * stale), then an endpoint key (needed only until a node's rewrite of the
+ * tuple is learnt), then the exact key used longest ago. */
+static inline uint32_t give_way(const struct spx_entry *e, uint32_t ts)
+{
+	uint32_t a = age(e, ts);
+	if (a >= SPX_STALE_S)
+		return UINT32_MAX;
+	return (e->ctx & EF_ENDPOINT) ? SPX_STALE_S + a : a;
+}
+
+/* The way of set s to take first, and its give_way(). */
+static struct spx_entry *victim_of(struct spx_set *s, uint32_t ts, uint32_t *best)
 {
 	struct spx_entry *victim = &s->e[0];
-	*oldest = 0;
+	*best = 0;
 	for (int w = 0; w < SPX_WAYS; w++) {
-		uint32_t a = age(&s->e[w], ts);
-		if (a > *oldest) {
-			*oldest = a;
+		uint32_t g = give_way(&s->e[w], ts);
+		if (g > *best) {
+			*best = g;
 			victim = &s->e[w];
 		}
 	}
 	return victim;
 }
 
-/* Make room for key k (absent): a free (empty or stale) way of its set,
- * else of the partner, else the way of the two used longest ago; its
- * metadata is then the caller's to fill. */
-static struct spx_entry *claim(struct spx_table *t, struct spx_key k, uint32_t ts)
+/* Make room for key k (absent): a way of its set, or of the partner if
+ * that gives way more easily (see give_way); its metadata is then the
+ * caller's to fill. An endpoint key never pushes out a live exact key:
+ * NULL then; an exact key moves an endpoint key to a free way of the
+ * partner rather than leave its set. */
+static struct spx_entry *claim(struct spx_table *t, struct spx_key k, uint32_t ts, bool endpoint)
 {
-	uint32_t s = set_of(t, k.place), oldest, other;
-	struct spx_entry *victim = oldest_of(&t->sets[s], ts, &oldest);
-	if (oldest < SPX_STALE_S) {
-		struct spx_entry *v2 = oldest_of(&t->sets[s ^ 1], ts, &other);
-		if (other > oldest) {
+	uint32_t s = set_of(t, k.place), best, other;
+	struct spx_entry *victim = victim_of(&t->sets[s], ts, &best);
+	if (best != UINT32_MAX) {
+		struct spx_entry *v2 = victim_of(&t->sets[s ^ 1], ts, &other);
+		if (!endpoint && best >= SPX_STALE_S) {
+			/* an exact key stays in its own set, which its lookups
+			 * read first: the endpoint key there moves to a free
+			 * way of the partner, or goes */
+			if (other == UINT32_MAX) {
+				*v2 = *victim;
+				best = UINT32_MAX;
+			}
+		} else if (other > best) {
 			victim = v2;
-			oldest = other;
+			best = other;
 		}
 	}
-	if (oldest < SPX_STALE_S)
+	if (endpoint && best < SPX_STALE_S)
+		return NULL;
+	if (best != UINT32_MAX)
 		t->evicted++; /* a live flow's state goes */
 	else
 		t->entries++;
@@ -233,7 +258,7 @@ static struct spx_entry *claim(struct spx_table *t, struct spx_key k, uint32_t t
 /* The live context of e, or NULL (its slot went stale or to another). */
 static struct spx_ctx *ctx_of(const struct spx_table *t, const struct spx_entry *e, uint32_t ts)
 {
-	struct spx_ctx *c = &t->ctxs[e->ctx & ~EF_AMBIGUOUS];
+	struct spx_ctx *c = &t->ctxs[e->ctx & EF_SLOT];
 	return (uint16_t)c->hash == e->ctx_check && is_live(c->hash, c->used_s, ts) ? c : NULL;
 }
 
@@ -307,11 +332,13 @@ static bool unpack(const struct spx_table *t, const struct spx_entry *e, struct 
 
 enum store_result { STORE_KNOWN, STORE_WRITTEN, STORE_FULL };
 
-/* Write md under key k; a live key of another owner is marked ambiguous
- * (fail closed: a packet is never handed to the wrong guest or tenant).
- * STORE_KNOWN when the entry already held exactly md (a known flow,
- * refreshed); STORE_FULL when md's context finds no room. */
-static enum store_result store(struct spx_table *t, struct spx_key k, const struct sp_meta *md, uint64_t now)
+/* Write md under key k (an endpoint key or an exact one); a live key of
+ * another owner is marked ambiguous (fail closed: a packet is never handed
+ * to the wrong guest or tenant). STORE_KNOWN when the entry already held
+ * exactly md (a known flow, refreshed); STORE_FULL when md's context, or
+ * an endpoint key, finds no room. */
+static enum store_result store(struct spx_table *t, struct spx_key k, const struct sp_meta *md, uint64_t now,
+			       bool endpoint)
 {
 	uint32_t ts = now_s(now);
 	struct spx_entry *e = lookup(t, k, ts);
@@ -322,10 +349,12 @@ static enum store_result store(struct spx_table *t, struct spx_key k, const stru
 	if (ctx == UINT32_MAX)
 		return STORE_FULL;
 	if (!e)
-		e = claim(t, k, ts);
+		e = claim(t, k, ts, endpoint);
 	else if ((e->ctx & EF_AMBIGUOUS) || other_owner(t, e, md, ts))
 		ctx |= EF_AMBIGUOUS;
-	e->ctx = ctx;
+	if (!e)
+		return STORE_FULL;
+	e->ctx = ctx | (endpoint ? EF_ENDPOINT : 0);
 	e->ctx_check = (uint16_t)ch;
 	memcpy(e->hop, md, HOP_LEN);
 	return STORE_WRITTEN;
@@ -359,14 +388,14 @@ static struct spx_key exact_key(uint16_t node, uint32_t ctx, const struct pkt *p
 static bool record(struct spx_table *t, uint16_t node, enum svc_mode mode, const struct pkt *p, uint64_t now)
 {
 	uint32_t ctx = key_ctx(mode, &p->md);
-	enum store_result r = store(t, exact_key(node, ctx, p), &p->md, now);
+	enum store_result r = store(t, exact_key(node, ctx, p), &p->md, now, false);
 	if (r != STORE_WRITTEN)
 		return r == STORE_KNOWN; /* known flow: the lookup refreshed it */
 	if (mode == SVC_MODE_L2)
 		return true; /* a bridge does not rewrite addresses */
 	/* the context is in the table now: these find it */
-	store(t, key_of(SPX_SRC_EP, node, ctx, &p->key), &p->md, now);
-	store(t, key_of(SPX_DST_EP, node, ctx, &p->key), &p->md, now);
+	store(t, key_of(SPX_SRC_EP, node, ctx, &p->key), &p->md, now, true);
+	store(t, key_of(SPX_DST_EP, node, ctx, &p->key), &p->md, now, true);
 	return true;
 }
 
@@ -383,7 +412,7 @@ static bool recover(struct spx_table *t, uint16_t node, enum svc_mode mode, cons
 			e = lookup(t, key_of(SPX_DST_EP, node, ctx, &p->key), ts);
 		struct sp_meta m;
 		if (e && !(e->ctx & EF_AMBIGUOUS) && unpack(t, e, &m, ts)) {
-			store(t, exact, &m, now);
+			store(t, exact, &m, now, false);
 			e = lookup(t, exact, ts);
 		}
 	}

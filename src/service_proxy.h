@@ -22,7 +22,11 @@
  * is dropped before it reaches the node (DROP_SN_STATE_FULL). A key's set
  * comes from its tuple alone, so a flow's state at all of this host's
  * nodes shares one set (the next hop finds it in cache); a full set
- * spills into its partner (the other set of its 256-byte pair).
+ * spills into its partner (the other set of its 256-byte pair). Endpoint
+ * keys give way to exact keys (an exact key is read by every packet, an
+ * endpoint key only until a rewritten tuple is learnt): an endpoint key
+ * never pushes out a live exact key, and an exact key takes an endpoint
+ * key's way in its own set (moving it to the partner if there is room).
  *
  * Owns: the flow-state table (the per-node counters are the datapath's).
  * Must not: choose next hops (service_plane) or classify. */

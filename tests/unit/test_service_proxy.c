@@ -992,6 +992,89 @@ static void test_one_flow_many_hops(void **state)
 	tab = saved;
 }
 
+/* A table under pressure (a flow at an nsh node keeps three keys: its
+ * exact key and two endpoint keys for NAT; here 1.2 keys per entry): the
+ * endpoint keys, needed only until a rewritten tuple is learnt, give way,
+ * and the flows' exact keys (0.4 per entry) stay: every flow recovers. */
+static void test_pressure_keeps_exact_keys(void **state)
+{
+	(void)state;
+	enum { FLOWS = 400 };
+	struct spx_table *saved = tab;
+	tab = spx_table_create(1024);
+	assert_non_null(tab);
+	uint8_t (*out)[512] = malloc(FLOWS * sizeof(*out));
+	uint32_t *n = malloc(FLOWS * sizeof(*n));
+	struct sp_meta *md = malloc(FLOWS * sizeof(*md));
+	assert_non_null(out), assert_non_null(n), assert_non_null(md);
+	const struct path *path = path_via("c_nsh", "ids1");
+	/* two flows a second: the first ones' keys are used longest ago */
+	for (uint16_t i = 0; i < FLOWS; i++) {
+		uint8_t f[256];
+		uint32_t len = build_tcp(f, MAC2, MAC1, 1, 2, (uint16_t)(20000 + i), 80, 0);
+		struct pkt *p = guest_pkt(f, len, "vm1", path, false);
+		md[i] = p->md;
+		enum drop_reason why = DROP_NONE;
+		assert_int_equal(service_proxy_to_node(hc, tab, node("ids1"), p, NOW + i / 2 * 1000000000ull, &why),
+				 port("ids1p"));
+		memcpy(out[i], p->data, p->len);
+		n[i] = p->len;
+		free(p);
+	}
+	unsigned ok = 0;
+	for (uint16_t i = 0; i < FLOWS; i++) {
+		nsh_reflect(out[i], 1);
+		struct pkt *p = rx(out[i], n[i], port("ids1p"));
+		enum drop_reason why = DROP_NONE;
+		if (service_proxy_from_node(hc, tab, node("ids1"), p, NOW + (FLOWS / 2 + 1) * 1000000000ull, &why) ==
+		    SPX_OK) {
+			md_equal(&p->md, &md[i]);
+			ok++;
+		}
+		free(p);
+	}
+	assert_int_equal(ok, FLOWS);
+	free(out), free(n), free(md);
+	spx_table_destroy(tab);
+	tab = saved;
+}
+
+/* Endpoint keys give way to exact keys but are not lost while there is
+ * room: a routed node's flows (three keys each, 0.6 per entry, many sets
+ * full), each returned DNAT-rewritten, all recover by their source. */
+static void test_pressure_nat_recovers(void **state)
+{
+	(void)state;
+	enum { FLOWS = 150 };
+	struct spx_table *saved = tab;
+	tab = spx_table_create(1024);
+	assert_non_null(tab);
+	struct sp_meta *md = malloc(FLOWS * sizeof(*md));
+	assert_non_null(md);
+	uint8_t f[256], fr[256];
+	for (uint16_t i = 0; i < FLOWS; i++) {
+		uint32_t len = build_tcp(f, MAC2, MAC1, 1, 2, (uint16_t)(21000 + i), 8080, 0);
+		l3_to_node(f, len, "vm1", false, &md[i]);
+	}
+	unsigned ok = 0;
+	for (uint16_t i = 0; i < FLOWS; i++) {
+		uint32_t len = build_tcp(f, MAC2, MAC1, 1, 2, (uint16_t)(21000 + i), 8080, 0);
+		l3_return(fr, f, len, -1, -1, 9, 80);
+		struct pkt *p = rx(fr, len, port("r1p"));
+		enum drop_reason why = DROP_NONE;
+		if (service_proxy_from_node(hc, tab, node("r1"), p, NOW + 1, &why) == SPX_OK) {
+			md_equal(&p->md, &md[i]);
+			assert_int_equal(p->key.sport, 21000 + i);
+			ok++;
+		}
+		free(p);
+	}
+	assert_int_equal(ok, FLOWS);
+	free(md);
+	spx_table_destroy(tab);
+	tab = saved;
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, tab_new, tab_free)
 
 int main(void)
@@ -1017,6 +1100,8 @@ int main(void)
 		T(test_context_table),
 		T(test_nsh_same_flow_two_nodes),
 		T(test_one_flow_many_hops),
+		T(test_pressure_keeps_exact_keys),
+		T(test_pressure_nat_recovers),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

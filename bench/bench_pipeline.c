@@ -510,5 +510,12 @@ int main(int argc, char **argv)
 		}
 	printf("connection entry: %zu bytes (1M flows: %.0f MiB)\n", conntrack_entry_bytes(),
 	       (double)conntrack_entry_bytes() * 1e6 / (1 << 20));
+	/* with the service proxies' flow state a datapath gets for 1M connections */
+	struct spx_table *spx = spx_table_create(dp_spx_capacity(1000000));
+	if (spx)
+		printf("connection + proxy flow state: %.0f bytes (1M flows: %.0f MiB)\n",
+		       (double)conntrack_entry_bytes() + (double)spx_table_bytes(spx) / 1e6,
+		       ((double)conntrack_entry_bytes() * 1e6 + (double)spx_table_bytes(spx)) / (1 << 20));
+	spx_table_destroy(spx);
 	return rc;
 }

@@ -906,6 +906,16 @@ static bool alloc_config_arrays(struct datapath *dp, struct hostcfg *hc)
 	return true;
 }
 
+uint32_t dp_spx_capacity(uint32_t ct_capacity)
+{
+	/* one 32-byte entry per flow direction and node (three at routed and
+	 * nsh nodes, for NAT): two and a half per connection (with the
+	 * connection's 160 bytes, 1M in <= 256 MB), within bounds */
+	uint64_t want = 5 * (uint64_t)ct_capacity / 2;
+	uint32_t cap = (uint32_t)(want < (1u << 16) ? (1u << 16) : want > (1u << 24) ? (1u << 24) : want);
+	return cap - cap % 64;
+}
+
 struct datapath *dp_create(struct hostcfg *hc, uint32_t pool_size, uint32_t ct_capacity, dp_tx_fn tx, void *tx_ctx)
 {
 	struct datapath *dp = calloc(1, sizeof(*dp));
@@ -913,14 +923,7 @@ struct datapath *dp_create(struct hostcfg *hc, uint32_t pool_size, uint32_t ct_c
 		return NULL;
 	dp->pool = pkt_pool_create(pool_size);
 	dp->ct = conntrack_create(ct_capacity);
-	/* proxy flow state: one 32-byte entry per flow direction and node
-	 * (three at routed and nsh nodes, for NAT): two and a half per
-	 * connection (with the connection's 160 bytes, 1M in <= 256 MB),
-	 * within bounds */
-	uint64_t want = 5 * (uint64_t)ct_capacity / 2;
-	uint32_t spx_cap = (uint32_t)(want < (1u << 16) ? (1u << 16) : want > (1u << 24) ? (1u << 24) : want);
-	spx_cap -= spx_cap % 64;
-	dp->spx = spx_table_create(spx_cap);
+	dp->spx = spx_table_create(dp_spx_capacity(ct_capacity));
 	dp->gp = calloc(1, sizeof(*dp->gp));
 	bool fc_ok = flowcache_init(&dp->fc, DP_FLOWCACHE);
 	dp->tx = tx;

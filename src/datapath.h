@@ -92,6 +92,9 @@ struct datapath {
 
 /* pool_size buffers, ct_capacity connections. */
 struct datapath *dp_create(struct hostcfg *hc, uint32_t pool_size, uint32_t ct_capacity, dp_tx_fn tx, void *tx_ctx);
+/* Entries of the proxy flow-state table that dp_create gives a connection
+ * table of ct_capacity. */
+uint32_t dp_spx_capacity(uint32_t ct_capacity);
 void dp_destroy(struct datapath *dp);
 /* Swap in a new configuration (reload). Flows whose path still exists with
  * the same SPI keep it; the others are re-selected on their next packet. */

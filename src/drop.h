@@ -51,6 +51,7 @@
 	X(SN_NO_FLOW, "service node returned a frame of no known flow")        \
 	X(SN_DOWN, "service node is down")                                     \
 	X(SN_STATE_FULL, "service proxy: no room for a new flow context")      \
+	X(SN_KEY_CONFLICT, "service proxy: another guest's flow held the key moments ago") \
 	X(COPY_END, "copy reached the end of its path")                        \
 	X(POOL_EMPTY, "buffer pool empty")                                     \
 	X(STEER_FULL, "hand-off to another worker: its ring is full")          \

@@ -13,6 +13,7 @@
 #define SPX_CTX_SEED 0xc7c
 #define SPX_STALE_S 300
 #define SPX_CTX_WAYS 4
+#define SPX_INFLIGHT_S 10 /* how long a key pushed out is remembered: a packet of its flow may be at the node */
 
 enum spx_kind { SPX_EXACT = 1, SPX_SRC_EP = 2, SPX_DST_EP = 3 };
 
@@ -60,10 +61,22 @@ struct spx_ctx {
 	uint8_t b[CTX_LEN];
 } __attribute__((aligned(64)));
 
+/* A live key pushed out of the table, remembered for SPX_INFLIGHT_S: a
+ * packet of its flow may still be at the node, and must not come back to
+ * the state another owner writes under the same key meanwhile. */
+struct spx_tomb {
+	uint32_t tag;     /* the key hash's upper half, | 1 (0 = none) */
+	uint32_t owner;   /* owner_of() its context; TOMB_ANY for a key two owners shared */
+	uint32_t until_s; /* whole seconds, like now_s() */
+};
+#define TOMB_ANY 0
+
 struct spx_table {
 	uint32_t n_sets, ctx_mask; /* ctx_mask: of the context buckets */
 	struct spx_set *sets;
-	struct spx_ctx *ctxs; /* [(ctx_mask + 1) * SPX_CTX_WAYS] */
+	struct spx_ctx *ctxs;    /* [(ctx_mask + 1) * SPX_CTX_WAYS] */
+	struct spx_tomb *tombs;  /* [n_sets], direct-mapped by key hash */
+	uint32_t buried_until;   /* no tomb is live from this second on (0: none ever) */
 	uint64_t entries, evicted, misses;
 };
 
@@ -86,7 +99,8 @@ struct spx_table *spx_table_create(uint32_t cap)
 	t->ctx_mask = buckets - 1;
 	t->sets = hugemem_alloc((size_t)nsets * sizeof(*t->sets));
 	t->ctxs = hugemem_alloc(ctx_bytes(t->ctx_mask));
-	if (!t->sets || !t->ctxs) {
+	t->tombs = hugemem_alloc((size_t)nsets * sizeof(*t->tombs));
+	if (!t->sets || !t->ctxs || !t->tombs) {
 		spx_table_destroy(t);
 		return NULL;
 	}
@@ -98,8 +112,14 @@ void spx_table_destroy(struct spx_table *t)
 	if (t) {
 		hugemem_free(t->sets, (size_t)t->n_sets * sizeof(*t->sets));
 		hugemem_free(t->ctxs, ctx_bytes(t->ctx_mask));
+		hugemem_free(t->tombs, (size_t)t->n_sets * sizeof(*t->tombs));
 		free(t);
 	}
+}
+
+size_t spx_table_bytes(const struct spx_table *t)
+{
+	return (size_t)t->n_sets * (sizeof(*t->sets) + sizeof(*t->tombs)) + ctx_bytes(t->ctx_mask);
 }
 
 void spx_table_stats(const struct spx_table *t, uint64_t *entries, uint64_t *evicted, uint64_t *misses)
@@ -220,6 +240,58 @@ static struct spx_entry *victim_of(struct spx_set *s, uint32_t ts, uint32_t *bes
 	return victim;
 }
 
+/* Who state belongs to (what other_owner compares: guest network, guest
+ * port, return address), never TOMB_ANY. */
+static uint32_t owner_of(const struct sp_meta *md)
+{
+	uint64_t w[3];
+	memcpy(w, md->ret_vtep.b, 16);
+	w[2] = md->vni | (uint64_t)md->guest_port << 32;
+	uint32_t o = (uint32_t)hash_bytes(w, sizeof(w), SPX_CTX_SEED);
+	return o == TOMB_ANY ? 1 : o;
+}
+
+static inline struct spx_tomb *tomb_of(const struct spx_table *t, uint64_t h)
+{
+	return &t->tombs[(uint64_t)(uint32_t)h * t->n_sets >> 32];
+}
+
+static inline uint32_t tomb_tag(uint64_t h) { return (uint32_t)(h >> 32) | 1; }
+
+static struct spx_ctx *ctx_of(const struct spx_table *t, const struct spx_entry *e, uint32_t ts);
+
+/* Remember live entry e, about to be written over (see struct spx_tomb). */
+static __attribute__((noinline)) void bury(struct spx_table *t, const struct spx_entry *e, uint32_t ts)
+{
+	const struct spx_ctx *c = ctx_of(t, e, ts);
+	if (!c)
+		return; /* it recovers nothing already */
+	struct spx_tomb *b = tomb_of(t, e->khash);
+	b->tag = tomb_tag(e->khash);
+	b->until_s = ts + SPX_INFLIGHT_S;
+	if (!t->buried_until || (int32_t)(b->until_s - t->buried_until) > 0)
+		t->buried_until = b->until_s;
+	if (e->ctx & EF_AMBIGUOUS) {
+		b->owner = TOMB_ANY;
+	} else {
+		struct sp_meta m;
+		memcpy((uint8_t *)&m + CTX_OFF, c->b, CTX_LEN);
+		b->owner = owner_of(&m);
+	}
+}
+
+/* Was key k pushed out moments ago from another owner than md's (its
+ * packets may still come back from the node)? */
+static __attribute__((noinline)) bool buried_other(const struct spx_table *t, struct spx_key k, const struct sp_meta *md,
+						 uint32_t ts)
+{
+	if ((int32_t)(t->buried_until - ts) <= 0)
+		return false; /* the common case: nothing pushed out lately */
+	const struct spx_tomb *b = tomb_of(t, k.h);
+	return b->tag == tomb_tag(k.h) && (int32_t)(b->until_s - ts) > 0 &&
+	       (b->owner == TOMB_ANY || b->owner != owner_of(md));
+}
+
 /* Make room for key k (absent): a way of its set, or of the partner if
  * that gives way more easily (see give_way); its metadata is then the
  * caller's to fill. An endpoint key never pushes out a live exact key:
@@ -246,10 +318,12 @@ static struct spx_entry *claim(struct spx_table *t, struct spx_key k, uint32_t t
 	}
 	if (endpoint && best < SPX_STALE_S)
 		return NULL;
-	if (best != UINT32_MAX)
+	if (best != UINT32_MAX) {
+		bury(t, victim, ts);
 		t->evicted++; /* a live flow's state goes */
-	else
+	} else {
 		t->entries++;
+	}
 	victim->khash = k.h;
 	victim->used_s = (uint16_t)ts;
 	return victim;
@@ -330,13 +404,14 @@ static bool unpack(const struct spx_table *t, const struct spx_entry *e, struct 
 	return true;
 }
 
-enum store_result { STORE_KNOWN, STORE_WRITTEN, STORE_FULL };
+enum store_result { STORE_KNOWN, STORE_WRITTEN, STORE_FULL, STORE_CONFLICT };
 
 /* Write md under key k (an endpoint key or an exact one); a live key of
  * another owner is marked ambiguous (fail closed: a packet is never handed
  * to the wrong guest or tenant). STORE_KNOWN when the entry already held
  * exactly md (a known flow, refreshed); STORE_FULL when md's context, or
- * an endpoint key, finds no room. */
+ * an endpoint key, finds no room; STORE_CONFLICT (nothing written) when
+ * another owner's state under k was pushed out moments ago. */
 static enum store_result store(struct spx_table *t, struct spx_key k, const struct sp_meta *md, uint64_t now,
 			       bool endpoint)
 {
@@ -344,6 +419,8 @@ static enum store_result store(struct spx_table *t, struct spx_key k, const stru
 	struct spx_entry *e = lookup(t, k, ts);
 	if (e && holds(t, e, md, ts))
 		return STORE_KNOWN;
+	if (!e && buried_other(t, k, md, ts))
+		return STORE_CONFLICT;
 	uint64_t ch = 0;
 	uint32_t ctx = intern(t, md, ts, &ch);
 	if (ctx == UINT32_MAX)
@@ -383,20 +460,29 @@ static struct spx_key exact_key(uint16_t node, uint32_t ctx, const struct pkt *p
 	return p->sp_hash ? (struct spx_key){p->sp_hash, p->sp_place} : key_of(SPX_EXACT, node, ctx, &p->key);
 }
 
-/* Record p's metadata before it goes to the node; false when there is no
- * room for its context. */
-static bool record(struct spx_table *t, uint16_t node, enum svc_mode mode, const struct pkt *p, uint64_t now)
+/* Record p's metadata before it goes to the node: DROP_NONE, or why p
+ * cannot go (no room for its context; its key held by another owner
+ * moments ago). */
+static enum drop_reason record(struct spx_table *t, uint16_t node, enum svc_mode mode, const struct pkt *p,
+			       uint64_t now)
 {
 	uint32_t ctx = key_ctx(mode, &p->md);
-	enum store_result r = store(t, exact_key(node, ctx, p), &p->md, now, false);
-	if (r != STORE_WRITTEN)
-		return r == STORE_KNOWN; /* known flow: the lookup refreshed it */
+	switch (store(t, exact_key(node, ctx, p), &p->md, now, false)) {
+	case STORE_KNOWN:
+		return DROP_NONE; /* known flow: the lookup refreshed it */
+	case STORE_FULL:
+		return DROP_SN_STATE_FULL;
+	case STORE_CONFLICT:
+		return DROP_SN_KEY_CONFLICT;
+	case STORE_WRITTEN:
+		break;
+	}
 	if (mode == SVC_MODE_L2)
-		return true; /* a bridge does not rewrite addresses */
+		return DROP_NONE; /* a bridge does not rewrite addresses */
 	/* the context is in the table now: these find it */
 	store(t, key_of(SPX_SRC_EP, node, ctx, &p->key), &p->md, now, true);
 	store(t, key_of(SPX_DST_EP, node, ctx, &p->key), &p->md, now, true);
-	return true;
+	return DROP_NONE;
 }
 
 /* Find the metadata of a returned packet; learns NAT-rewritten tuples. */
@@ -436,8 +522,9 @@ uint16_t service_proxy_to_node(const struct hostcfg *hc, struct spx_table *t, ui
 	const struct topo_node *nd = &topo->nodes[node];
 	const struct mac *proxy_mac = &hc->ps->node_spmac[node];
 	enum svc_mode mode = (enum svc_mode)hc->node_mode[node];
-	if (!record(t, node, mode, p, now_ns)) {
-		*why = DROP_SN_STATE_FULL;
+	enum drop_reason r = record(t, node, mode, p, now_ns);
+	if (unlikely(r != DROP_NONE)) {
+		*why = r;
 		return PORT_NONE;
 	}
 	uint8_t *eth = p->data;
@@ -573,15 +660,24 @@ void service_proxy_prefetch_new(const struct hostcfg *hc, const struct spx_table
 				const struct pkt *p)
 {
 	enum svc_mode mode = (enum svc_mode)hc->node_mode[node];
-	if (mode == SVC_MODE_L2)
-		return; /* a bridge does not rewrite addresses: no endpoint keys */
+	bool l2 = mode == SVC_MODE_L2; /* a bridge does not rewrite addresses: no endpoint keys */
+	if (l2 && !t->buried_until)
+		return;
 	const struct spx_set *s = &t->sets[set_of(t, p->sp_place)];
 	for (int w = 0; w < SPX_WAYS; w++)
 		if (s->e[w].khash == p->sp_hash)
 			return; /* known: record() only refreshes it */
+	if (t->buried_until)
+		__builtin_prefetch(tomb_of(t, p->sp_hash));
+	if (l2)
+		return;
 	uint32_t ctx = key_ctx(mode, &p->md);
-	for (enum spx_kind k = SPX_SRC_EP; k <= SPX_DST_EP; k++)
-		prefetch_set(t, key_of(k, node, ctx, &p->key).place, true);
+	for (enum spx_kind k = SPX_SRC_EP; k <= SPX_DST_EP; k++) {
+		struct spx_key ek = key_of(k, node, ctx, &p->key);
+		prefetch_set(t, ek.place, true);
+		if (t->buried_until)
+			__builtin_prefetch(tomb_of(t, ek.h));
+	}
 }
 
 enum spx_result service_proxy_rx_finish(const struct hostcfg *hc, struct spx_table *t, uint16_t node, struct pkt *p,

@@ -27,6 +27,10 @@
  * endpoint key only until a rewritten tuple is learnt): an endpoint key
  * never pushes out a live exact key, and an exact key takes an endpoint
  * key's way in its own set (moving it to the partner if there is room).
+ * A live key pushed out leaves a tombstone for SPX_INFLIGHT_S (10 s): the
+ * same key written by another owner meanwhile is refused
+ * (DROP_SN_KEY_CONFLICT), so a packet of the pushed-out flow still at the
+ * node never comes back into another guest's or tenant's state.
  *
  * Owns: the flow-state table (the per-node counters are the datapath's).
  * Must not: choose next hops (service_plane) or classify. */
@@ -43,6 +47,8 @@ struct spx_table;
 struct spx_table *spx_table_create(uint32_t capacity);
 void spx_table_destroy(struct spx_table *t);
 void spx_table_stats(const struct spx_table *t, uint64_t *entries, uint64_t *evicted, uint64_t *misses);
+/* Memory the table holds (its sets, contexts and tombstones). */
+size_t spx_table_bytes(const struct spx_table *t);
 
 /* p is a parsed service-plane packet (PKT_F_HAS_MD, md.si = this node's
  * hop) going to local node `node`. Records the metadata and rewrites the

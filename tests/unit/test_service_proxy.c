@@ -1065,6 +1065,58 @@ static void test_pressure_nat_recovers(void **state)
 	free(md);
 }
 
+/* SPEC 12: a packet never comes back into another tenant's network. vm1's
+ * flow is at r1 when its state there is pushed out (the same tuple's state
+ * at eight nsh keys, a second later, fills its pair of sets); vm3, in
+ * another network, then sends the same tuple to r1. It is refused while a
+ * packet of vm1's may still be at the node (SPX_INFLIGHT_S, 10 s), and the
+ * packet coming back is never recovered into vm3's network. */
+static void test_pushed_out_key_other_tenant(void **state)
+{
+	(void)state;
+	const uint64_t S = 1000000000ull;
+	const uint8_t MAC3[6] = {2, 0, 0, 0, 1, 3};
+	uint8_t fa[256], fb[256], fr[256];
+	uint32_t la = build_tcp(fa, MAC2, MAC1, 1, 2, 46000, 80, 0);
+	struct sp_meta ma;
+	l3_to_node(fa, la, "vm1", false, &ma);
+	const char *nodes[2] = {"ids1", "ids2"}, *chains[2] = {"c_nsh", "c_tap"};
+	enum drop_reason why = DROP_NONE;
+	for (int i = 0; i < 8; i++) {
+		const char *n = nodes[i & 1];
+		struct pkt *p = guest_pkt(fa, la, "vm1", path_via(chains[(i >> 1) & 1], n), i >> 2);
+		assert_int_equal(service_proxy_to_node(hc, tab, node(n), p, NOW + S, &why), node_port(n));
+		free(p);
+	}
+	uint64_t e, ev, m;
+	spx_table_stats(tab, &e, &ev, &m);
+	assert_true(ev > 0);
+	/* vm3's flow of the same tuple: refused for now */
+	uint32_t lb = build_tcp(fb, MAC2, MAC3, 1, 2, 46000, 80, 0);
+	struct pkt *p = guest_pkt(fb, lb, "vm3", path_via("c_l3", "r1"), false);
+	assert_int_equal(service_proxy_to_node(hc, tab, node("r1"), p, NOW + 2 * S, &why), PORT_NONE);
+	assert_int_equal(why, DROP_SN_KEY_CONFLICT);
+	free(p);
+	/* vm1's packet back from r1: its own state (by an endpoint key) or none */
+	l3_return(fr, fa, la, -1, -1, -1, -1);
+	p = rx(fr, la, port("r1p"));
+	if (service_proxy_from_node(hc, tab, node("r1"), p, NOW + 2 * S, &why) == SPX_OK)
+		md_equal(&p->md, &ma);
+	free(p);
+	/* vm1 itself may write the key again at once */
+	p = guest_pkt(fa, la, "vm1", path_via("c_l3", "r1"), false);
+	assert_int_equal(service_proxy_to_node(hc, tab, node("r1"), p, NOW + 2 * S, &why), port("r1p"));
+	free(p);
+	p = rx(fr, la, port("r1p"));
+	assert_int_equal(service_proxy_from_node(hc, tab, node("r1"), p, NOW + 2 * S, &why), SPX_OK);
+	md_equal(&p->md, &ma);
+	free(p);
+	/* once no packet of vm1's can be at the node, vm3's flow goes */
+	p = guest_pkt(fb, lb, "vm3", path_via("c_l3", "r1"), false);
+	assert_int_equal(service_proxy_to_node(hc, tab, node("r1"), p, NOW + 13 * S, &why), port("r1p"));
+	free(p);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, tab_new, tab_free)
 
 int main(void)
@@ -1092,6 +1144,7 @@ int main(void)
 		T(test_one_flow_many_hops),
 		T(test_pressure_keeps_exact_keys),
 		T(test_pressure_nat_recovers),
+		T(test_pushed_out_key_other_tenant),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

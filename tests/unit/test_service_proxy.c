@@ -1117,6 +1117,37 @@ static void test_pushed_out_key_other_tenant(void **state)
 	free(p);
 }
 
+/* A key two tenants wrote (ambiguous: it recovers nothing) and then pushed
+ * out: a packet of either may still be at the node, so for SPX_INFLIGHT_S
+ * neither may write it again, not even the one that wrote it last. */
+static void test_pushed_out_shared_key(void **state)
+{
+	(void)state;
+	const uint64_t S = 1000000000ull;
+	const uint8_t MAC3[6] = {2, 0, 0, 0, 1, 3};
+	uint8_t fa[256], fb[256];
+	uint32_t la = build_tcp(fa, MAC2, MAC1, 1, 2, 47000, 80, 0);
+	uint32_t lb = build_tcp(fb, MAC2, MAC3, 1, 2, 47000, 80, 0);
+	struct sp_meta ma, mb;
+	l3_to_node(fa, la, "vm1", false, &ma);
+	l3_to_node(fb, lb, "vm3", false, &mb);
+	const char *nodes[2] = {"ids1", "ids2"}, *chains[2] = {"c_nsh", "c_tap"};
+	enum drop_reason why = DROP_NONE;
+	for (int i = 0; i < 8; i++) {
+		const char *n = nodes[i & 1];
+		struct pkt *p = guest_pkt(fa, la, "vm1", path_via(chains[(i >> 1) & 1], n), i >> 2);
+		assert_int_equal(service_proxy_to_node(hc, tab, node(n), p, NOW + S, &why), node_port(n));
+		free(p);
+	}
+	struct pkt *p = guest_pkt(fb, lb, "vm3", path_via("c_l3", "r1"), false);
+	assert_int_equal(service_proxy_to_node(hc, tab, node("r1"), p, NOW + 2 * S, &why), PORT_NONE);
+	assert_int_equal(why, DROP_SN_KEY_CONFLICT);
+	free(p);
+	p = guest_pkt(fb, lb, "vm3", path_via("c_l3", "r1"), false);
+	assert_int_equal(service_proxy_to_node(hc, tab, node("r1"), p, NOW + 13 * S, &why), port("r1p"));
+	free(p);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, tab_new, tab_free)
 
 int main(void)
@@ -1145,6 +1176,7 @@ int main(void)
 		T(test_pressure_keeps_exact_keys),
 		T(test_pressure_nat_recovers),
 		T(test_pushed_out_key_other_tenant),
+		T(test_pushed_out_shared_key),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -660,17 +660,14 @@ void service_proxy_prefetch_new(const struct hostcfg *hc, const struct spx_table
 				const struct pkt *p)
 {
 	enum svc_mode mode = (enum svc_mode)hc->node_mode[node];
-	bool l2 = mode == SVC_MODE_L2; /* a bridge does not rewrite addresses: no endpoint keys */
-	if (l2 && !t->buried_until)
-		return;
+	if (mode == SVC_MODE_L2)
+		return; /* a bridge does not rewrite addresses: no endpoint keys */
 	const struct spx_set *s = &t->sets[set_of(t, p->sp_place)];
 	for (int w = 0; w < SPX_WAYS; w++)
 		if (s->e[w].khash == p->sp_hash)
 			return; /* known: record() only refreshes it */
 	if (t->buried_until)
 		__builtin_prefetch(tomb_of(t, p->sp_hash));
-	if (l2)
-		return;
 	uint32_t ctx = key_ctx(mode, &p->md);
 	for (enum spx_kind k = SPX_SRC_EP; k <= SPX_DST_EP; k++) {
 		struct spx_key ek = key_of(k, node, ctx, &p->key);

@@ -258,7 +258,18 @@ static inline struct spx_tomb *tomb_of(const struct spx_table *t, uint64_t h)
 
 static inline uint32_t tomb_tag(uint64_t h) { return (uint32_t)(h >> 32) | 1; }
 
-static struct spx_ctx *ctx_of(const struct spx_table *t, const struct spx_entry *e, uint32_t ts);
+/* The live context of e, or NULL (its slot went stale or to another). */
+static struct spx_ctx *ctx_of(const struct spx_table *t, const struct spx_entry *e, uint32_t ts)
+{
+	struct spx_ctx *c = &t->ctxs[e->ctx & EF_SLOT];
+	return (uint16_t)c->hash == e->ctx_check && is_live(c->hash, c->used_s, ts) ? c : NULL;
+}
+
+/* The context fields of md from context c. */
+static void ctx_to_md(const struct spx_ctx *c, struct sp_meta *md)
+{
+	memcpy((uint8_t *)md + CTX_OFF, c->b, CTX_LEN);
+}
 
 /* Remember live entry e, about to be written over (see struct spx_tomb). */
 static __attribute__((noinline)) void bury(struct spx_table *t, const struct spx_entry *e, uint32_t ts)
@@ -275,7 +286,7 @@ static __attribute__((noinline)) void bury(struct spx_table *t, const struct spx
 		b->owner = TOMB_ANY;
 	} else {
 		struct sp_meta m;
-		memcpy((uint8_t *)&m + CTX_OFF, c->b, CTX_LEN);
+		ctx_to_md(c, &m);
 		b->owner = owner_of(&m);
 	}
 }
@@ -329,13 +340,6 @@ static struct spx_entry *claim(struct spx_table *t, struct spx_key k, uint32_t t
 	return victim;
 }
 
-/* The live context of e, or NULL (its slot went stale or to another). */
-static struct spx_ctx *ctx_of(const struct spx_table *t, const struct spx_entry *e, uint32_t ts)
-{
-	struct spx_ctx *c = &t->ctxs[e->ctx & EF_SLOT];
-	return (uint16_t)c->hash == e->ctx_check && is_live(c->hash, c->used_s, ts) ? c : NULL;
-}
-
 /* The slot of md's context, added if new. A live context is never written
  * over (its flows would lose their state, and with it the check that keeps
  * a key shared by two tenants from recovering either): when its bucket
@@ -385,7 +389,7 @@ static bool other_owner(const struct spx_table *t, const struct spx_entry *e, co
 	if (!c)
 		return false;
 	struct sp_meta old;
-	memcpy((uint8_t *)&old + CTX_OFF, c->b, CTX_LEN);
+	ctx_to_md(c, &old);
 	return old.vni != md->vni || old.guest_port != md->guest_port || !ipaddr_eq(&old.ret_vtep, &md->ret_vtep);
 }
 
@@ -397,7 +401,7 @@ static bool unpack(const struct spx_table *t, const struct spx_entry *e, struct 
 		return false;
 	touch(&c->used_s, ts);
 	memcpy(md, e->hop, HOP_LEN);
-	memcpy((uint8_t *)md + CTX_OFF, c->b, CTX_LEN);
+	ctx_to_md(c, md);
 	md->fp_action = FP_NONE; /* a node's message is about the packet, not the flow */
 	md->fp_service = 0;
 	md->n_unknown = 0;

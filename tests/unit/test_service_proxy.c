@@ -1065,6 +1065,25 @@ static void test_pressure_nat_recovers(void **state)
 	free(md);
 }
 
+/* Write vm1's state for tuple f at eight nsh keys (two nodes, two chains,
+ * both directions) at time now: with its key at r1, written earlier, they
+ * are more than the tuple's pair of sets holds, and r1's goes. */
+static void push_out_r1_key(const uint8_t *f, uint32_t len, uint64_t now)
+{
+	const char *nodes[2] = {"ids1", "ids2"}, *chains[2] = {"c_nsh", "c_tap"};
+	uint64_t e0, ev0, m0, e1, ev1, m1;
+	spx_table_stats(tab, &e0, &ev0, &m0);
+	for (int i = 0; i < 8; i++) {
+		const char *n = nodes[i & 1];
+		struct pkt *p = guest_pkt(f, len, "vm1", path_via(chains[(i >> 1) & 1], n), i >> 2);
+		enum drop_reason why = DROP_NONE;
+		assert_int_equal(service_proxy_to_node(hc, tab, node(n), p, now, &why), node_port(n));
+		free(p);
+	}
+	spx_table_stats(tab, &e1, &ev1, &m1);
+	assert_true(ev1 > ev0);
+}
+
 /* SPEC 12: a packet never comes back into another tenant's network. vm1's
  * flow is at r1 when its state there is pushed out (the same tuple's state
  * at eight nsh keys, a second later, fills its pair of sets); vm3, in
@@ -1080,17 +1099,8 @@ static void test_pushed_out_key_other_tenant(void **state)
 	uint32_t la = build_tcp(fa, MAC2, MAC1, 1, 2, 46000, 80, 0);
 	struct sp_meta ma;
 	l3_to_node(fa, la, "vm1", false, &ma);
-	const char *nodes[2] = {"ids1", "ids2"}, *chains[2] = {"c_nsh", "c_tap"};
+	push_out_r1_key(fa, la, NOW + S);
 	enum drop_reason why = DROP_NONE;
-	for (int i = 0; i < 8; i++) {
-		const char *n = nodes[i & 1];
-		struct pkt *p = guest_pkt(fa, la, "vm1", path_via(chains[(i >> 1) & 1], n), i >> 2);
-		assert_int_equal(service_proxy_to_node(hc, tab, node(n), p, NOW + S, &why), node_port(n));
-		free(p);
-	}
-	uint64_t e, ev, m;
-	spx_table_stats(tab, &e, &ev, &m);
-	assert_true(ev > 0);
 	/* vm3's flow of the same tuple: refused for now */
 	uint32_t lb = build_tcp(fb, MAC2, MAC3, 1, 2, 46000, 80, 0);
 	struct pkt *p = guest_pkt(fb, lb, "vm3", path_via("c_l3", "r1"), false);
@@ -1131,14 +1141,8 @@ static void test_pushed_out_shared_key(void **state)
 	struct sp_meta ma, mb;
 	l3_to_node(fa, la, "vm1", false, &ma);
 	l3_to_node(fb, lb, "vm3", false, &mb);
-	const char *nodes[2] = {"ids1", "ids2"}, *chains[2] = {"c_nsh", "c_tap"};
+	push_out_r1_key(fa, la, NOW + S);
 	enum drop_reason why = DROP_NONE;
-	for (int i = 0; i < 8; i++) {
-		const char *n = nodes[i & 1];
-		struct pkt *p = guest_pkt(fa, la, "vm1", path_via(chains[(i >> 1) & 1], n), i >> 2);
-		assert_int_equal(service_proxy_to_node(hc, tab, node(n), p, NOW + S, &why), node_port(n));
-		free(p);
-	}
 	struct pkt *p = guest_pkt(fb, lb, "vm3", path_via("c_l3", "r1"), false);
 	assert_int_equal(service_proxy_to_node(hc, tab, node("r1"), p, NOW + 2 * S, &why), PORT_NONE);
 	assert_int_equal(why, DROP_SN_KEY_CONFLICT);

@@ -115,24 +115,33 @@ static void deliver(struct worker *w, uint16_t port, struct pkt **b, uint32_t n)
 }
 
 /* Frames other workers handed over. */
+/* Frames other workers handed over: up to four bursts a round, more than
+ * any one port gets, since their producers cannot wait on a full ring (a
+ * NAT node sends most of its returns through here). */
 static uint32_t take_handed(struct worker *w)
 {
 	if (!w->d->steer)
 		return 0;
-	struct pkt *b[BATCH_MAX];
-	uint32_t got = steer_pop(w->d->steer, w->id, b, BATCH_MAX), n = 0;
-	/* a port index means what it meant to the worker that handed it over */
-	for (uint32_t i = 0; i < got; i++) {
-		if (b[i]->in_port != PORT_TUNNEL && b[i]->port_gen != w->conf->port_gen) {
-			w->dp->drops[DROP_STEER_STALE]++;
-			pkt_free(w->dp->pool, b[i]);
-		} else {
-			b[n++] = b[i];
+	uint32_t total = 0;
+	for (int burst = 0; burst < 4; burst++) {
+		struct pkt *b[BATCH_MAX];
+		uint32_t got = steer_pop(w->d->steer, w->id, b, BATCH_MAX), n = 0;
+		/* a port index means what it meant to the worker that handed it over */
+		for (uint32_t i = 0; i < got; i++) {
+			if (b[i]->in_port != PORT_TUNNEL && b[i]->port_gen != w->conf->port_gen) {
+				w->dp->drops[DROP_STEER_STALE]++;
+				pkt_free(w->dp->pool, b[i]);
+			} else {
+				b[n++] = b[i];
+			}
 		}
+		if (n)
+			dp_input_handed(w->dp, b, n);
+		total += got;
+		if (got < BATCH_MAX)
+			break;
 	}
-	if (n)
-		dp_input_handed(w->dp, b, n);
-	return got;
+	return total;
 }
 
 /* Pick up a new dconf and a pending call from the control thread. */

@@ -114,7 +114,6 @@ static void deliver(struct worker *w, uint16_t port, struct pkt **b, uint32_t n)
 		dp_input(w->dp, port, mine, m);
 }
 
-/* Frames other workers handed over. */
 /* Frames other workers handed over: up to four bursts a round, more than
  * any one port gets, since their producers cannot wait on a full ring (a
  * NAT node sends most of its returns through here). */

@@ -258,14 +258,6 @@ static void classify_pass(struct datapath *dp, struct pkt *p)
 		enq(dp, ST_L2, p);
 }
 
-static bool path_crosses_hosts(const struct hostcfg *hc, const struct path *path)
-{
-	for (uint16_t i = 0; i < path->n_hops; i++)
-		if (hc->topo->nodes[path->nodes[i]].host != hc->self)
-			return true;
-	return false;
-}
-
 /* Put p (or, for `copy`, a duplicate) on the path: the port proxy. */
 static void steer(struct datapath *dp, struct pkt *p, uint16_t path_idx, bool reverse, bool is_copy)
 {
@@ -277,7 +269,7 @@ static void steer(struct datapath *dp, struct pkt *p, uint16_t path_idx, bool re
 	uint16_t guest = (p->key.zone & ~ZONE_NAT_ALIAS) / 2;
 	port_proxy_encap(dp->hc, p, path, reverse, guest, p->key.zone & 1, is_copy);
 	p->flags |= PKT_F_SP_FIRST;
-	if (!path_crosses_hosts(dp->hc, path)) {
+	if (!dp->hc->path_remote[path_idx]) {
 		sp_forward(dp, p);
 		return;
 	}
@@ -663,8 +655,13 @@ static void deliver_to_guest(struct datapath *dp, struct pkt *p, uint16_t port)
 		emit(dp, port, p);
 		return;
 	}
+	uint16_t guest = dp->hc->ports[port].ref;
+	if (!p->key.is_ip || !dp->hc->guest_rules[guest]) {
+		emit(dp, port, p); /* no rule at this guest either way: CLASSIFY would pass it */
+		return;
+	}
 	p->flags |= PKT_F_INGRESS_DONE;
-	p->key.zone = (uint16_t)(dp->hc->ports[port].ref * 2 + 1);
+	p->key.zone = (uint16_t)(guest * 2 + 1);
 	p->out_port = port;
 	enq(dp, ST_CLASSIFY, p);
 }

@@ -103,18 +103,22 @@ fail:
 	return NULL;
 }
 
-/* The frame head towards each local nsh node of each path, both ways. */
+/* The frame head towards each local nsh node of each path, both ways;
+ * which paths leave this host. */
 static bool build_nsh_templates(struct hostcfg *hc)
 {
 	const struct topology *t = hc->topo;
 	hc->nsh_tmpl = calloc((size_t)hc->ps->n_paths * PATH_MAX_HOPS * 2 + 1u, sizeof(*hc->nsh_tmpl));
-	if (!hc->nsh_tmpl)
+	hc->path_remote = calloc(hc->ps->n_paths + 1u, 1);
+	if (!hc->nsh_tmpl || !hc->path_remote)
 		return false;
 	for (uint16_t i = 0; i < hc->ps->n_paths; i++) {
 		const struct path *p = &hc->ps->paths[i];
 		for (unsigned pos = 0; pos < p->n_hops && pos < PATH_MAX_HOPS; pos++) {
 			uint16_t node = p->nodes[pos];
 			const struct topo_node *nd = &t->nodes[node];
+			if (nd->host != hc->self)
+				hc->path_remote[i] = 1;
 			if (nd->host != hc->self || t->services[nd->service].mode != SVC_MODE_NSH)
 				continue;
 			for (int rev = 0; rev < 2; rev++) {
@@ -224,6 +228,7 @@ void hostcfg_free(struct hostcfg *hc)
 		return;
 	hostcfg_live_free(hc, hc->live);
 	free(hc->nsh_tmpl);
+	free(hc->path_remote);
 	free(hc->guest_rules);
 	free(hc->peers);
 	free(hc->net_hosts);

@@ -71,6 +71,7 @@ struct hostcfg {
 	 * (path, position, direction), Ethernet + NSH base + chain TLV, with
 	 * SI and flags to patch in (service_proxy.c) */
 	uint8_t (*nsh_tmpl)[HC_NSH_TMPL];   /* [n_paths * PATH_MAX_HOPS * 2] */
+	uint8_t *path_remote;    /* [n_paths]: a node of the path is on another host */
 
 	struct hc_live *live;    /* RCU pointer: read through hostcfg_live() */
 };

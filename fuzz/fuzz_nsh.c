@@ -1,8 +1,11 @@
 /* fuzz_nsh.c - libFuzzer target for nsh_decode: arbitrary bytes must give a
  * drop reason or a header; a decoded header re-encoded and decoded again
- * must give the same metadata. Owns nothing else. */
+ * must give the same metadata; nsh_decode_hop gives the same verdict and
+ * the same SPI, SI, chain and direction, and writes nothing else of md.
+ * Owns nothing else. */
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "nsh.h"
 
@@ -31,6 +34,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* Without md the verdict is the same. */
 	if (nsh_decode(p, size, cls, NULL, NULL) != r)
 		abort();
+	struct sp_meta hop;
+	memset(&hop, 0xa5, sizeof(hop));
+	struct sp_meta untouched = hop;
+	if (nsh_decode_hop(p, size, cls, &info, &hop) != r)
+		abort();
+	if (r == DROP_NONE) {
+		if (hop.spi != md.spi || hop.si != md.si || hop.chain != md.chain || hop.dir != md.dir)
+			abort();
+		hop.spi = untouched.spi, hop.si = untouched.si, hop.chain = untouched.chain, hop.dir = untouched.dir;
+		if (memcmp(&hop, &untouched, sizeof(hop)) != 0)
+			abort();
+	}
 	if (r == DROP_NONE) {
 		if (info.hdr_len > size || md.n_unknown > sizeof(md.unknown))
 			abort();

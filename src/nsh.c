@@ -76,8 +76,11 @@ static void decode_detour(struct sp_meta *md, uint8_t type, const uint8_t *v)
 	}
 }
 
-static enum drop_reason decode_md2(const uint8_t *p, size_t hdr_len, uint16_t md_class,
-				   struct sp_meta *md)
+/* The MD type 2 context headers: each checked; md (if any) gets the
+ * Detour TLVs and keeps unknown non-critical ones, or with hop_only only
+ * the chain and direction. */
+static enum drop_reason decode_md2(const uint8_t *p, size_t hdr_len, uint16_t md_class, struct sp_meta *md,
+				   bool hop_only)
 {
 	size_t off = NSH_BASE_LEN;
 	while (off < hdr_len) {
@@ -96,11 +99,15 @@ static enum drop_reason decode_md2(const uint8_t *p, size_t hdr_len, uint16_t md
 				return DROP_NSH_BAD_TLV;
 			if (t == DTLV_CHAIN_DIR && v[2] > SP_DIR_REVERSE)
 				return DROP_NSH_BAD_TLV; /* a direction is forward or reverse */
-			if (md)
+			if (md && !hop_only) {
 				decode_detour(md, t, v);
+			} else if (md && t == DTLV_CHAIN_DIR) {
+				md->chain = rd16(v);
+				md->dir = v[2];
+			}
 		} else if (type & TLV_CRIT) {
 			return DROP_NSH_CRIT_TLV;
-		} else if (md) {
+		} else if (md && !hop_only) {
 			keep_unknown(md, p + off, tlen);
 		}
 		off += tlen;
@@ -108,13 +115,9 @@ static enum drop_reason decode_md2(const uint8_t *p, size_t hdr_len, uint16_t md
 	return DROP_NONE;
 }
 
-enum drop_reason nsh_decode(const uint8_t *p, size_t len, uint16_t md_class, struct nsh_info *info,
-			    struct sp_meta *md)
+/* The base header and service path header into info, checked. */
+static enum drop_reason decode_base(const uint8_t *p, size_t len, struct nsh_info *info)
 {
-	struct nsh_info tmp;
-	if (!info)
-		info = &tmp;
-	memset(info, 0, sizeof(*info));
 	if (len < NSH_BASE_LEN)
 		return DROP_NSH_TRUNC;
 	info->ver = p[0] >> 6;
@@ -138,6 +141,19 @@ enum drop_reason nsh_decode(const uint8_t *p, size_t len, uint16_t md_class, str
 		return DROP_NSH_TRUNC;
 	if (info->ttl == 0)
 		return DROP_NSH_TTL;
+	return DROP_NONE;
+}
+
+enum drop_reason nsh_decode(const uint8_t *p, size_t len, uint16_t md_class, struct nsh_info *info,
+			    struct sp_meta *md)
+{
+	struct nsh_info tmp;
+	if (!info)
+		info = &tmp;
+	memset(info, 0, sizeof(*info));
+	enum drop_reason r = decode_base(p, len, info);
+	if (r != DROP_NONE)
+		return r;
 	if (md) {
 		/* unknown[] is read only up to n_unknown: not cleared (128
 		 * bytes are cleared with a slow-starting rep stos, 61 with a
@@ -148,10 +164,23 @@ enum drop_reason nsh_decode(const uint8_t *p, size_t len, uint16_t md_class, str
 	}
 	if (info->md_type == NSH_MD_TYPE1)
 		return DROP_NONE; /* fixed context: not ours, skipped */
-	enum drop_reason r = decode_md2(p, info->hdr_len, md_class, md);
+	r = decode_md2(p, info->hdr_len, md_class, md, false);
 	if (r != DROP_NONE && md)
 		md->n_unknown = 0;
 	return r;
+}
+
+enum drop_reason nsh_decode_hop(const uint8_t *p, size_t len, uint16_t md_class, struct nsh_info *info,
+				struct sp_meta *md)
+{
+	enum drop_reason r = decode_base(p, len, info);
+	if (r != DROP_NONE)
+		return r;
+	md->spi = info->spi;
+	md->si = info->si;
+	md->chain = 0;
+	md->dir = 0;
+	return info->md_type == NSH_MD_TYPE1 ? DROP_NONE : decode_md2(p, info->hdr_len, md_class, md, true);
 }
 
 static bool want(unsigned which, enum detour_tlv t) { return which & (1u << (t - 1)); }

@@ -46,6 +46,12 @@ struct nsh_info {
  * unknown critical ones give DROP_NSH_CRIT_TLV). md may be NULL. */
 enum drop_reason nsh_decode(const uint8_t *p, size_t len, uint16_t md_class, struct nsh_info *info,
 			    struct sp_meta *md);
+/* The same checks for a frame a service node returns, whose metadata the
+ * service proxy recovers from its own state: of md, only spi, si, chain and
+ * dir are written (chain and dir 0 without the chain TLV); info is filled
+ * as far as the checks got. */
+enum drop_reason nsh_decode_hop(const uint8_t *p, size_t len, uint16_t md_class, struct nsh_info *info,
+				struct sp_meta *md);
 /* Encode NSH MD type 2, next protocol Ethernet, TTL 63, with the TLVs in
  * `which` from md (plus md->unknown when which == NSH_TLV_ALL). Returns bytes
  * written, 0 if room is too small. */

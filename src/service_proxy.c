@@ -609,8 +609,9 @@ enum spx_result service_proxy_rx_parse(const struct hostcfg *hc, uint16_t node, 
 			*why = DROP_SN_NOT_NSH;
 			return SPX_DROP;
 		}
-		/* p->md receives what the node returned: SPI, SI, chain and direction */
-		*why = nsh_decode(p->data + ETH_HLEN, p->len - ETH_HLEN, topo->md_class, &info, &p->md);
+		/* p->md receives what the node returned: SPI, SI, chain and
+		 * direction (the rest comes from the flow state) */
+		*why = nsh_decode_hop(p->data + ETH_HLEN, p->len - ETH_HLEN, topo->md_class, &info, &p->md);
 		if (*why != DROP_NONE)
 			return SPX_DROP;
 		if (info.next_proto != NSH_NP_ETHERNET) {

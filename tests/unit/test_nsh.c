@@ -169,6 +169,30 @@ static void test_roundtrip_all(void **s)
 	assert_int_equal(info.hdr_len, n);
 }
 
+/* nsh_decode, checked against nsh_decode_hop: the same verdict and, on
+ * success, the same SPI, SI, chain and direction, with the rest of the
+ * hop decoder's md untouched. */
+static enum drop_reason both(const uint8_t *b, size_t n, uint16_t cls, struct nsh_info *info, struct sp_meta *md)
+{
+	enum drop_reason r = nsh_decode(b, n, cls, info, md);
+	struct sp_meta hop, before;
+	struct nsh_info hi = {0};
+	memset(&hop, 0x5a, sizeof(hop));
+	before = hop;
+	assert_int_equal(nsh_decode_hop(b, n, cls, &hi, &hop), r);
+	if (r != DROP_NONE)
+		return r;
+	assert_int_equal(hi.hdr_len, info->hdr_len);
+	assert_int_equal(hi.next_proto, info->next_proto);
+	assert_int_equal(hop.spi, md->spi);
+	assert_int_equal(hop.si, md->si);
+	assert_int_equal(hop.chain, md->chain);
+	assert_int_equal(hop.dir, md->dir);
+	hop.spi = before.spi, hop.si = before.si, hop.chain = before.chain, hop.dir = before.dir;
+	assert_memory_equal(&hop, &before, sizeof(hop));
+	return r;
+}
+
 static void test_md1(void **s)
 {
 	(void)s;
@@ -176,17 +200,17 @@ static void test_md1(void **s)
 	memset(b + 8, 0xff, 16); /* fixed context: opaque */
 	struct nsh_info info;
 	struct sp_meta md;
-	assert_int_equal(nsh_decode(b, 24, CLS, &info, &md), DROP_NONE);
+	assert_int_equal(both(b, 24, CLS, &info, &md), DROP_NONE);
 	assert_int_equal(info.md_type, 1);
 	assert_int_equal(info.hdr_len, 24);
 	assert_int_equal(md.spi, 42);
 	assert_int_equal(md.si, 9);
 	assert_int_equal(md.chain, 0);
-	assert_int_equal(nsh_decode(b, 23, CLS, &info, &md), DROP_NSH_TRUNC);
+	assert_int_equal(both(b, 23, CLS, &info, &md), DROP_NSH_TRUNC);
 	b[1] = 0xc5; /* MD1 must be 6 words */
-	assert_int_equal(nsh_decode(b, 24, CLS, &info, &md), DROP_NSH_BAD_LEN);
+	assert_int_equal(both(b, 24, CLS, &info, &md), DROP_NSH_BAD_LEN);
 	b[1] = 0xc7;
-	assert_int_equal(nsh_decode(b, 32, CLS, &info, &md), DROP_NSH_BAD_LEN);
+	assert_int_equal(both(b, 32, CLS, &info, &md), DROP_NSH_BAD_LEN);
 }
 
 static void test_malformed(void **s)
@@ -196,69 +220,69 @@ static void test_malformed(void **s)
 	struct sp_meta md;
 	uint8_t b[128];
 	for (size_t i = 0; i < NSH_BASE_LEN; i++)
-		assert_int_equal(nsh_decode(hand_md2, i, CLS, &info, &md), DROP_NSH_TRUNC);
+		assert_int_equal(both(hand_md2, i, CLS, &info, &md), DROP_NSH_TRUNC);
 #define RESET() memcpy(b, hand_md2, sizeof(hand_md2))
 	RESET();
 	b[0] |= 0x40; /* version 1 */
-	assert_int_equal(nsh_decode(b, 16, CLS, &info, &md), DROP_NSH_BAD_VER);
+	assert_int_equal(both(b, 16, CLS, &info, &md), DROP_NSH_BAD_VER);
 	RESET();
 	b[2] = 0x00;
-	assert_int_equal(nsh_decode(b, 16, CLS, &info, &md), DROP_NSH_BAD_MDTYPE);
+	assert_int_equal(both(b, 16, CLS, &info, &md), DROP_NSH_BAD_MDTYPE);
 	b[2] = 0x03;
-	assert_int_equal(nsh_decode(b, 16, CLS, &info, &md), DROP_NSH_BAD_MDTYPE);
+	assert_int_equal(both(b, 16, CLS, &info, &md), DROP_NSH_BAD_MDTYPE);
 	RESET();
 	b[1] = 0xc1; /* 1 word: shorter than the base header */
-	assert_int_equal(nsh_decode(b, 16, CLS, &info, &md), DROP_NSH_BAD_LEN);
+	assert_int_equal(both(b, 16, CLS, &info, &md), DROP_NSH_BAD_LEN);
 	RESET();
 	b[1] = 0xc5; /* beyond the buffer */
-	assert_int_equal(nsh_decode(b, 16, CLS, &info, &md), DROP_NSH_TRUNC);
+	assert_int_equal(both(b, 16, CLS, &info, &md), DROP_NSH_TRUNC);
 	RESET();
 	b[0] = 0;
 	b[1] = 0x04; /* TTL 0 */
-	assert_int_equal(nsh_decode(b, 16, CLS, &info, &md), DROP_NSH_TTL);
+	assert_int_equal(both(b, 16, CLS, &info, &md), DROP_NSH_TTL);
 	RESET();
 	b[1] = 0xc3; /* 12 bytes: a TLV header but its value is cut */
-	assert_int_equal(nsh_decode(b, 16, CLS, &info, &md), DROP_NSH_BAD_TLV);
+	assert_int_equal(both(b, 16, CLS, &info, &md), DROP_NSH_BAD_TLV);
 	RESET();
 	b[11] = 0x05; /* value length 5 (8 padded) runs past the header */
-	assert_int_equal(nsh_decode(b, 16, CLS, &info, &md), DROP_NSH_BAD_TLV);
+	assert_int_equal(both(b, 16, CLS, &info, &md), DROP_NSH_BAD_TLV);
 	/* Known Detour TLV with the wrong length. */
 	RESET();
 	b[1] = 0xc5;
 	b[11] = 0x08;
 	memset(b + 16, 0, 4);
-	assert_int_equal(nsh_decode(b, 20, CLS, &info, &md), DROP_NSH_BAD_TLV);
+	assert_int_equal(both(b, 20, CLS, &info, &md), DROP_NSH_BAD_TLV);
 	/* A direction other than forward (0) or reverse (1). */
 	RESET();
 	b[14] = 2;
-	assert_int_equal(nsh_decode(b, 16, CLS, &info, &md), DROP_NSH_BAD_TLV);
+	assert_int_equal(both(b, 16, CLS, &info, &md), DROP_NSH_BAD_TLV);
 	b[14] = 0;
-	assert_int_equal(nsh_decode(b, 16, CLS, &info, &md), DROP_NONE);
+	assert_int_equal(both(b, 16, CLS, &info, &md), DROP_NONE);
 	assert_int_equal(md.dir, SP_DIR_FORWARD);
 	/* Unknown critical type of the Detour class. */
 	RESET();
 	b[10] = 0x80 | 0x33;
-	assert_int_equal(nsh_decode(b, 16, CLS, &info, &md), DROP_NSH_CRIT_TLV);
+	assert_int_equal(both(b, 16, CLS, &info, &md), DROP_NSH_CRIT_TLV);
 	/* Unknown non-critical type of the Detour class is kept. */
 	b[10] = 0x33;
-	assert_int_equal(nsh_decode(b, 16, CLS, &info, &md), DROP_NONE);
+	assert_int_equal(both(b, 16, CLS, &info, &md), DROP_NONE);
 	assert_int_equal(md.n_unknown, 8);
 	/* A known type with the critical bit set is understood. */
 	b[10] = 0x80 | DTLV_CHAIN_DIR;
-	assert_int_equal(nsh_decode(b, 16, CLS, &info, &md), DROP_NONE);
+	assert_int_equal(both(b, 16, CLS, &info, &md), DROP_NONE);
 	assert_int_equal(md.chain, 7);
 	/* Any critical TLV of another class. */
 	RESET();
 	b[8] = 0x00;
 	b[9] = 0x01;
 	b[10] = 0x81;
-	assert_int_equal(nsh_decode(b, 16, CLS, &info, &md), DROP_NSH_CRIT_TLV);
+	assert_int_equal(both(b, 16, CLS, &info, &md), DROP_NSH_CRIT_TLV);
 	/* Zero-length TLVs are valid. */
 	RESET();
 	b[1] = 0xc5;
 	uint8_t z[4] = {0x12, 0x34, 0x01, 0x00};
 	memcpy(b + 16, z, 4);
-	assert_int_equal(nsh_decode(b, 20, CLS, &info, &md), DROP_NONE);
+	assert_int_equal(both(b, 20, CLS, &info, &md), DROP_NONE);
 	assert_int_equal(md.n_unknown, 4);
 	assert_int_equal(md.chain, 7);
 #undef RESET

@@ -1,17 +1,20 @@
 /* service_plane.c - next hop on (SPI, SI) and spmac switching. */
 #include "service_plane.h"
 
-static struct sp_dest to_home(const struct hostcfg *hc, struct pkt *p)
+/* Addressed to another host: the frame carries the service-plane MAC pair
+ * across (a local hop's proxy writes the MACs its node needs instead). */
+static struct sp_dest to_remote(struct pkt *p, const struct mac *from, const struct mac *to, const struct ipaddr *vtep)
 {
-	struct sp_dest d = {.kind = SPD_NONE};
-	memcpy(p->data, p->md.ret_spmac.b, 6);
-	if (mac_eq(&p->md.ret_spmac, &hc->pp_spmac) && ipaddr_eq(&p->md.ret_vtep, &hc->vtep)) {
-		d.kind = SPD_PORT_PROXY;
-	} else {
-		d.kind = SPD_REMOTE;
-		d.vtep = &p->md.ret_vtep;
-	}
-	return d;
+	memcpy(p->data, to->b, 6);
+	memcpy(p->data + 6, from->b, 6);
+	return (struct sp_dest){.kind = SPD_REMOTE, .vtep = vtep};
+}
+
+static struct sp_dest to_home(const struct hostcfg *hc, struct pkt *p, const struct mac *from)
+{
+	if (mac_eq(&p->md.ret_spmac, &hc->pp_spmac) && ipaddr_eq(&p->md.ret_vtep, &hc->vtep))
+		return (struct sp_dest){.kind = SPD_PORT_PROXY};
+	return to_remote(p, from, &p->md.ret_spmac, &p->md.ret_vtep);
 }
 
 struct sp_dest service_plane_forward(const struct hostcfg *hc, struct pkt *p, const struct mac *from, bool first)
@@ -31,7 +34,6 @@ struct sp_dest service_plane_forward(const struct hostcfg *hc, struct pkt *p, co
 		p->md.path_plus1 = (uint16_t)(path - hc->ps->paths + 1);
 		p->md.path_rev = reverse;
 	}
-	memcpy(p->data + 6, from->b, 6);
 	uint8_t si;
 	uint16_t node;
 	if (first)
@@ -44,17 +46,13 @@ struct sp_dest service_plane_forward(const struct hostcfg *hc, struct pkt *p, co
 		/* the end of the path is a hop too: SI counts it (SPEC 3, step 6) */
 		if (!first && p->md.si)
 			p->md.si--;
-		return to_home(hc, p);
+		return to_home(hc, p, from);
 	}
 	p->md.si = si;
-	memcpy(p->data, hc->ps->node_spmac[node].b, 6);
 	const struct topo_node *nd = &hc->topo->nodes[node];
-	if (nd->host == hc->self) {
-		d.kind = SPD_NODE;
-		d.node = node;
-	} else {
-		d.kind = SPD_REMOTE;
-		d.vtep = &hc->topo->hosts[nd->host].vtep;
-	}
+	if (nd->host != hc->self)
+		return to_remote(p, from, &hc->ps->node_spmac[node], &hc->topo->hosts[nd->host].vtep);
+	d.kind = SPD_NODE;
+	d.node = node;
 	return d;
 }

@@ -3,7 +3,7 @@
  * spmac to a local service proxy, the local port proxy, or (next issue) the
  * Geneve tunnel to the host owning that spmac.
  *
- * Owns: the frame's service-plane MAC pair and md.si.
+ * Owns: the frame's service-plane MAC pair (between hosts) and md.si.
  * Must not: know guests (only the carried return address leads home). */
 #ifndef DETOUR_SERVICE_PLANE_H
 #define DETOUR_SERVICE_PLANE_H
@@ -27,9 +27,11 @@ struct sp_dest {
 };
 
 /* Advance p past the hop it has just done (md.si) -- or, with first=true,
- * to its first hop -- and address it: src = from (the sender's spmac), dst
- * = the next node's spmac or, at the end of the path, the return spmac.
- * Then switch on the destination. */
+ * to its first hop -- and switch on the next hop: a local node, the local
+ * port proxy, or another host. A frame for another host is addressed:
+ * src = from (the sender's spmac), dst = the next node's spmac or, at the
+ * end of the path, the return spmac; a local one keeps its MACs (the
+ * proxy it goes to writes its own). */
 struct sp_dest service_plane_forward(const struct hostcfg *hc, struct pkt *p, const struct mac *from, bool first);
 
 #endif

@@ -630,7 +630,7 @@ static void stage_home(struct datapath *dp, struct pkt **v, uint32_t n)
 			continue;
 		}
 		bool ingress = p->md.ingress;
-		if (p->md.dir == SP_DIR_FORWARD && p->key.is_ip && flow_tuple_tag(&p->key) != p->md.flow_tag)
+		if (p->md.dir == SP_DIR_FORWARD && p->key.is_ip && flow_tuple_tag(pkt_tuple_hash(p)) != p->md.flow_tag)
 			learn_nat(dp, p, guest, ingress);
 		p->key.vni = p->md.vni;
 		port_proxy_decap(p);

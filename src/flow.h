@@ -136,10 +136,21 @@ static inline uint64_t flow_key_hash_sym(const struct flow_key *k)
 	return hash_bytes(w, sizeof(w), 0x51ab);
 }
 
-/* 16-bit tag of the 5-tuple alone: the key's hash with no zone or network. */
-static inline uint16_t flow_tuple_tag(const struct flow_key *k)
+/* Hash of the 5-tuple alone (no zone or network): what a service node
+ * sees of a flow. The service proxy keys its flow state on it, the port
+ * proxy tags a packet with it (flow_tuple_tag) to notice a node's NAT. */
+static inline uint64_t flow_tuple_hash(const struct flow_key *k)
 {
-	uint64_t h = flow_key_hash_parts(&k->src, &k->dst, flow_ports_word(k->sport, k->dport, k->proto, k->is_ip, 0), 0);
+	uint64_t w[5];
+	memcpy(w, &k->src, 16);
+	memcpy(w + 2, &k->dst, 16);
+	w[4] = flow_ports_word(k->sport, k->dport, k->proto, 0, 0);
+	return hash_bytes(w, sizeof(w), 0x5b7);
+}
+
+static inline uint16_t flow_tuple_tag(uint64_t tuple_hash)
+{
+	uint64_t h = tuple_hash;
 	return (uint16_t)(h ^ (h >> 16) ^ (h >> 32) ^ (h >> 48));
 }
 

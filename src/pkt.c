@@ -157,6 +157,7 @@ struct pkt *pkt_clone(struct pkt_pool *pool, const struct pkt *p)
 	c->in_port = p->in_port;
 	c->out_port = p->out_port;
 	c->hash = p->hash;
+	c->tuple_hash = p->tuple_hash;
 	c->flags = p->flags;
 	c->lay = p->lay;
 	c->key = p->key;

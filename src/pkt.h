@@ -79,6 +79,7 @@ struct pkt {
 	uint16_t next;        /* engine scratch: the node a packet goes to or comes from */
 	uint32_t sp_place;    /* engine scratch: with sp_hash, the flow-state key's place */
 	uint64_t sp_hash;     /* engine scratch: flow-state key computed when it was prefetched (0 = none) */
+	uint64_t tuple_hash;  /* flow_tuple_hash(&key) when PKT_F_TUPLE_HASH: see pkt_tuple_hash */
 	struct ipaddr tun_dst;/* engine scratch: the VTEP a tunnelled packet goes to */
 	struct pkt_pool *pool;/* the pool the buffer belongs to; do not touch */
 	uint8_t hops;         /* engine scratch: hand-offs between workers so far */
@@ -98,6 +99,19 @@ struct pkt {
 #define PKT_F_EGRESS_DONE (1u << 4)  /* egress classification already applied */
 #define PKT_F_SP_FIRST (1u << 5)     /* entering the service plane at the port proxy */
 #define PKT_F_FROM_TUNNEL (1u << 6)  /* arrived from another host on the guest plane */
+#define PKT_F_TUPLE_HASH (1u << 7)   /* tuple_hash is of key (a parse clears it) */
+
+/* flow_tuple_hash of p's key, computed once per parse: the port proxy, the
+ * next local node's proxy and the port proxy at home share it while the
+ * frame is not parsed again. */
+static inline uint64_t pkt_tuple_hash(struct pkt *p)
+{
+	if (!(p->flags & PKT_F_TUPLE_HASH)) {
+		p->tuple_hash = flow_tuple_hash(&p->key);
+		p->flags |= PKT_F_TUPLE_HASH;
+	}
+	return p->tuple_hash;
+}
 
 static inline uint8_t *pkt_end(const struct pkt *p) { return p->data + p->len; }
 static inline size_t pkt_headroom(const struct pkt *p) { return (size_t)(p->data - p->buf); }

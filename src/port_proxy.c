@@ -15,7 +15,7 @@ void port_proxy_encap(const struct hostcfg *hc, struct pkt *p, const struct path
 	md->chain = path->chain;
 	md->guest_port = guest;
 	md->vni = p->key.vni;
-	md->flow_tag = flow_tuple_tag(&p->key);
+	md->flow_tag = flow_tuple_tag(pkt_tuple_hash(p));
 	memcpy(md->orig_dst.b, p->data, 6);
 	memcpy(md->orig_src.b, p->data + 6, 6);
 	md->ret_vtep = hc->vtep;

@@ -15,7 +15,7 @@
 #define SPX_CTX_WAYS 4
 #define SPX_INFLIGHT_S 10 /* how long a key pushed out is remembered: a packet of its flow may be at the node */
 
-enum spx_kind { SPX_EXACT = 1, SPX_SRC_EP = 2, SPX_DST_EP = 3 };
+enum spx_kind { SPX_SRC_EP = 2, SPX_DST_EP = 3 };
 
 /* sp_meta in three parts: what varies per flow and hop (HOP_LEN bytes
  * from its start, kept in each entry as they are), then a flow's context,
@@ -129,32 +129,33 @@ void spx_table_stats(const struct spx_table *t, uint64_t *entries, uint64_t *evi
 	*misses = t->misses;
 }
 
-/* A key: (EXACT) source, destination, ports; (SRC_EP) source address and
- * port; (DST_EP) destination address and port; with protocol, kind, node
- * and context. Its place picks its set and hashes all but the node and
- * context, so that a flow's exact keys at all the nodes of this host share
- * a set: the second hop of a local chain finds it in cache. Its identity h
- * is that 64-bit hash with node and context folded in (two keys of one
- * place differ in h). */
+/* A key: (EXACT) the 5-tuple, flow_tuple_hash; (SRC_EP) source address
+ * and port; (DST_EP) destination address and port; with protocol, kind
+ * (never 0: apart from every tuple's hash), node and context. Its place
+ * picks its set and hashes all but the node and context, so that a flow's
+ * exact keys at all the nodes of this host share a set: the second hop of
+ * a local chain finds it in cache. Its identity h is that 64-bit hash with
+ * node and context folded in (two keys of one place differ in h). */
 struct spx_key {
 	uint64_t h;
 	uint32_t place;
 };
 
-static struct spx_key key_of(enum spx_kind kind, uint16_t node, uint32_t ctx, const struct flow_key *f)
+static struct spx_key key_at(uint64_t th, uint16_t node, uint32_t ctx)
+{
+	uint64_t h = th ^ ((uint64_t)node << 32 | ctx);
+	return (struct spx_key){.h = h ? h : 1, .place = (uint32_t)(th >> 32)};
+}
+
+static struct spx_key endpoint_key(enum spx_kind kind, uint16_t node, uint32_t ctx, const struct flow_key *f)
 {
 	uint64_t w[5];
 	const struct ipaddr *a = kind == SPX_DST_EP ? &f->dst : &f->src;
 	memcpy(&w[0], a->b, 16);
-	if (kind == SPX_EXACT)
-		memcpy(&w[2], f->dst.b, 16);
-	else
-		w[2] = w[3] = 0;
-	uint64_t pa = kind == SPX_DST_EP ? f->dport : f->sport, pb = kind == SPX_EXACT ? f->dport : 0;
-	w[4] = pa | pb << 16 | (uint64_t)f->proto << 32 | (uint64_t)kind << 40;
-	uint64_t th = hash_bytes(w, sizeof(w), SPX_SEED);
-	uint64_t h = th ^ ((uint64_t)node << 32 | ctx);
-	return (struct spx_key){.h = h ? h : 1, .place = (uint32_t)(th >> 32)};
+	w[2] = w[3] = 0;
+	uint64_t port = kind == SPX_DST_EP ? f->dport : f->sport;
+	w[4] = port | (uint64_t)f->proto << 32 | (uint64_t)kind << 40;
+	return key_at(hash_bytes(w, sizeof(w), SPX_SEED), node, ctx);
 }
 
 /* The set of a place. */
@@ -461,7 +462,7 @@ static uint32_t key_ctx(enum svc_mode mode, const struct sp_meta *md)
 /* p's exact key at node: the one its prefetch computed, if any. */
 static struct spx_key exact_key(uint16_t node, uint32_t ctx, const struct pkt *p)
 {
-	return p->sp_hash ? (struct spx_key){p->sp_hash, p->sp_place} : key_of(SPX_EXACT, node, ctx, &p->key);
+	return p->sp_hash ? (struct spx_key){p->sp_hash, p->sp_place} : key_at(flow_tuple_hash(&p->key), node, ctx);
 }
 
 /* Record p's metadata before it goes to the node: DROP_NONE, or why p
@@ -484,8 +485,8 @@ static enum drop_reason record(struct spx_table *t, uint16_t node, enum svc_mode
 	if (mode == SVC_MODE_L2)
 		return DROP_NONE; /* a bridge does not rewrite addresses */
 	/* the context is in the table now: these find it */
-	store(t, key_of(SPX_SRC_EP, node, ctx, &p->key), &p->md, now, true);
-	store(t, key_of(SPX_DST_EP, node, ctx, &p->key), &p->md, now, true);
+	store(t, endpoint_key(SPX_SRC_EP, node, ctx, &p->key), &p->md, now, true);
+	store(t, endpoint_key(SPX_DST_EP, node, ctx, &p->key), &p->md, now, true);
 	return DROP_NONE;
 }
 
@@ -497,9 +498,9 @@ static bool recover(struct spx_table *t, uint16_t node, enum svc_mode mode, cons
 	struct spx_key exact = exact_key(node, ctx, p);
 	struct spx_entry *e = lookup(t, exact, ts);
 	if (!e && mode != SVC_MODE_L2) {
-		e = lookup(t, key_of(SPX_SRC_EP, node, ctx, &p->key), ts);
+		e = lookup(t, endpoint_key(SPX_SRC_EP, node, ctx, &p->key), ts);
 		if (!e)
-			e = lookup(t, key_of(SPX_DST_EP, node, ctx, &p->key), ts);
+			e = lookup(t, endpoint_key(SPX_DST_EP, node, ctx, &p->key), ts);
 		struct sp_meta m;
 		if (e && !(e->ctx & EF_AMBIGUOUS) && unpack(t, e, &m, ts)) {
 			store(t, exact, &m, now, false);
@@ -655,7 +656,7 @@ static inline void prefetch_set(const struct spx_table *t, uint32_t place, bool 
 void service_proxy_prefetch(const struct hostcfg *hc, const struct spx_table *t, uint16_t node, struct pkt *p)
 {
 	enum svc_mode mode = (enum svc_mode)hc->node_mode[node];
-	struct spx_key k = key_of(SPX_EXACT, node, key_ctx(mode, &p->md), &p->key);
+	struct spx_key k = key_at(pkt_tuple_hash(p), node, key_ctx(mode, &p->md));
 	prefetch_set(t, k.place, false);
 	p->sp_hash = k.h;
 	p->sp_place = k.place;
@@ -675,7 +676,7 @@ void service_proxy_prefetch_new(const struct hostcfg *hc, const struct spx_table
 		__builtin_prefetch(tomb_of(t, p->sp_hash));
 	uint32_t ctx = key_ctx(mode, &p->md);
 	for (enum spx_kind k = SPX_SRC_EP; k <= SPX_DST_EP; k++) {
-		struct spx_key ek = key_of(k, node, ctx, &p->key);
+		struct spx_key ek = endpoint_key(k, node, ctx, &p->key);
 		prefetch_set(t, ek.place, true);
 		if (t->buried_until)
 			__builtin_prefetch(tomb_of(t, ek.h));

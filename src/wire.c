@@ -270,6 +270,7 @@ static bool parse_fast(const uint8_t *f, size_t len, struct pkt_layout *lay, str
 
 enum drop_reason wire_parse(struct pkt *p)
 {
+	p->flags &= ~PKT_F_TUPLE_HASH; /* the key is written anew */
 	if (parse_fast(p->data, p->len, &p->lay, &p->key)) {
 		p->flags |= PKT_F_PARSED;
 		return DROP_NONE;
@@ -364,6 +365,7 @@ static bool l4_csum(uint8_t *f, size_t l3, size_t l4, size_t ip_end, bool v6, ui
 bool wire_l4_csum_fill(struct pkt *p)
 {
 	struct parse_more m;
+	p->flags &= ~PKT_F_TUPLE_HASH;
 	if (parse(p->data, p->len, &p->lay, &p->key, &m) != DROP_NONE)
 		return false;
 	p->flags |= PKT_F_PARSED;

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 
 #include "memhost.h"
+#include "sn_emul.h"
 #include "steer.h"
 #include "nsh.h"
 #include "wire.h"
@@ -204,6 +205,81 @@ static void test_chain_both_directions(void **state)
 	for (uint16_t i = 0; i < memhost_cfg(mh)->ps->n_paths; i++)
 		used += dp->path_stats[i].fwd_pkts > 0;
 	assert_true(used > 1);
+}
+
+/* Rewrite byte `at` of an IPv4 frame's header (16: the last of the source
+ * address, 19: of the destination) to v, checksums made good. */
+static void rewrite_ip(uint8_t *f, uint32_t len, size_t at, uint8_t v)
+{
+	f[14 + at] = v;
+	ipv4_set_csum(f + 14);
+	struct pkt p;
+	memset(&p, 0, sizeof(p));
+	pkt_reset(&p);
+	memcpy(p.data, f, len);
+	p.len = len;
+	assert_int_equal(wire_parse(&p), DROP_NONE);
+	assert_true(wire_l4_csum_fill(&p));
+	memcpy(f, p.data, len);
+}
+
+/* With node emulation off: hand every frame waiting at a node port back
+ * as the node would, the routed (l3) node rewriting IPv4 header byte `at`
+ * from `from` to `to` (a NAT), until none waits. Returns the frames the l3
+ * node saw. */
+static int walk_nodes(size_t at, uint8_t from, uint8_t to)
+{
+	const struct hostcfg *hc = memhost_cfg(mh);
+	int routed = 0;
+	for (bool more = true; more;) {
+		more = false;
+		for (uint16_t port = 0; port < hc->n_ports; port++) {
+			if (hc->ports[port].kind == PORT_GUEST)
+				continue;
+			uint8_t f[PKT_DATA_ROOM];
+			uint32_t len = (uint32_t)memhost_take(mh, port, f, sizeof(f));
+			if (!len)
+				continue;
+			more = true;
+			uint16_t n = hc->ports[port].ref;
+			if (hc->topo->services[hc->topo->nodes[n].service].mode == SVC_MODE_L3) {
+				routed++;
+				assert_int_equal(f[14 + at], from);
+				rewrite_ip(f, len, at, to);
+			}
+			uint16_t back = sn_emul_reflect(hc, port, f, len);
+			assert_int_not_equal(back, PORT_NONE);
+			send1(back, f, len);
+		}
+	}
+	return routed;
+}
+
+/* A routed node that source-NATs (vm1's .1 to .9): vm2 gets the packet from
+ * .9, the port proxy at home learns the rewrite (the tuple's tag differs
+ * from the one it sent), and vm2's reply to .9 finds the connection under
+ * that alias: it takes the reverse path, where the node undoes its NAT,
+ * and reaches vm1. */
+static void test_snat_learned_at_home(void **state)
+{
+	(void)state;
+	memhost_emulate_nodes(mh, false);
+	const struct datapath *dp = memhost_dp(mh);
+	uint64_t aliases = dp->nat_aliases;
+	uint8_t f[1600], r[1600], out[PKT_DATA_ROOM];
+	uint32_t len = build(f, MAC2, MAC1, 1, 2, IPPROTO_TCP, 41000, 80, 0x02, 100);
+	send1(P1, f, len);
+	assert_int_equal(walk_nodes(12 + 3, 1, 9), 1);
+	assert_int_equal(memhost_take(mh, P2, out, sizeof(out)), len);
+	assert_int_equal(out[14 + 15], 9);
+	assert_int_equal(dp->nat_aliases, aliases + 1);
+	/* the reply, to the address vm2 saw */
+	uint32_t rlen = build(r, MAC1, MAC2, 2, 9, IPPROTO_TCP, 80, 41000, 0x12, 50);
+	send1(P2, r, rlen);
+	assert_int_equal(walk_nodes(16 + 3, 9, 1), 1);
+	assert_int_equal(memhost_take(mh, P1, out, sizeof(out)), rlen);
+	assert_int_equal(out[14 + 19], 1);
+	memhost_emulate_nodes(mh, true);
 }
 
 static void test_skip_rule_wins(void **state)
@@ -537,6 +613,7 @@ int main(void)
 		cmocka_unit_test(test_switching_no_rule),
 		cmocka_unit_test(test_broadcast_floods),
 		cmocka_unit_test(test_chain_both_directions),
+		cmocka_unit_test(test_snat_learned_at_home),
 		cmocka_unit_test(test_skip_rule_wins),
 		cmocka_unit_test(test_copy),
 		cmocka_unit_test(test_guest_cannot_reach_service_plane),

@@ -178,6 +178,16 @@ enum drop_reason nsh_decode_hop(const uint8_t *p, size_t len, uint16_t md_class,
 		return r;
 	md->spi = info->spi;
 	md->si = info->si;
+	if (info->hdr_len == NSH_BASE_LEN + TLV_HDR_LEN + 4 && info->md_type == NSH_MD_TYPE2 &&
+	    rd32(p + NSH_BASE_LEN) == ((uint32_t)md_class << 16 | DTLV_CHAIN_DIR << 8 | 4)) {
+		/* what the proxy sent: the chain TLV alone */
+		const uint8_t *v = p + NSH_BASE_LEN + TLV_HDR_LEN;
+		if (v[2] > SP_DIR_REVERSE)
+			return DROP_NSH_BAD_TLV;
+		md->chain = rd16(v);
+		md->dir = v[2];
+		return DROP_NONE;
+	}
 	md->chain = 0;
 	md->dir = 0;
 	return info->md_type == NSH_MD_TYPE1 ? DROP_NONE : decode_md2(p, info->hdr_len, md_class, md, true);

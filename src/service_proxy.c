@@ -460,9 +460,11 @@ static uint32_t key_ctx(enum svc_mode mode, const struct sp_meta *md)
 }
 
 /* p's exact key at node: the one its prefetch computed, if any. */
-static struct spx_key exact_key(uint16_t node, uint32_t ctx, const struct pkt *p)
+static struct spx_key exact_key(uint16_t node, enum svc_mode mode, const struct pkt *p)
 {
-	return p->sp_hash ? (struct spx_key){p->sp_hash, p->sp_place} : key_at(flow_tuple_hash(&p->key), node, ctx);
+	if (p->sp_hash)
+		return (struct spx_key){p->sp_hash, p->sp_place};
+	return key_at(flow_tuple_hash(&p->key), node, key_ctx(mode, &p->md));
 }
 
 /* Record p's metadata before it goes to the node: DROP_NONE, or why p
@@ -471,8 +473,7 @@ static struct spx_key exact_key(uint16_t node, uint32_t ctx, const struct pkt *p
 static enum drop_reason record(struct spx_table *t, uint16_t node, enum svc_mode mode, const struct pkt *p,
 			       uint64_t now)
 {
-	uint32_t ctx = key_ctx(mode, &p->md);
-	switch (store(t, exact_key(node, ctx, p), &p->md, now, false)) {
+	switch (store(t, exact_key(node, mode, p), &p->md, now, false)) {
 	case STORE_KNOWN:
 		return DROP_NONE; /* known flow: the lookup refreshed it */
 	case STORE_FULL:
@@ -485,6 +486,7 @@ static enum drop_reason record(struct spx_table *t, uint16_t node, enum svc_mode
 	if (mode == SVC_MODE_L2)
 		return DROP_NONE; /* a bridge does not rewrite addresses */
 	/* the context is in the table now: these find it */
+	uint32_t ctx = key_ctx(mode, &p->md);
 	store(t, endpoint_key(SPX_SRC_EP, node, ctx, &p->key), &p->md, now, true);
 	store(t, endpoint_key(SPX_DST_EP, node, ctx, &p->key), &p->md, now, true);
 	return DROP_NONE;
@@ -494,10 +496,11 @@ static enum drop_reason record(struct spx_table *t, uint16_t node, enum svc_mode
 static bool recover(struct spx_table *t, uint16_t node, enum svc_mode mode, const struct pkt *p, uint64_t now,
 		    struct sp_meta *md)
 {
-	uint32_t ctx = key_ctx(mode, &p->md), ts = now_s(now);
-	struct spx_key exact = exact_key(node, ctx, p);
+	uint32_t ts = now_s(now);
+	struct spx_key exact = exact_key(node, mode, p);
 	struct spx_entry *e = lookup(t, exact, ts);
 	if (!e && mode != SVC_MODE_L2) {
+		uint32_t ctx = key_ctx(mode, &p->md); /* md as returned: before unpack */
 		e = lookup(t, endpoint_key(SPX_SRC_EP, node, ctx, &p->key), ts);
 		if (!e)
 			e = lookup(t, endpoint_key(SPX_DST_EP, node, ctx, &p->key), ts);

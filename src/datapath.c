@@ -180,10 +180,12 @@ static int fit_tunnel(struct datapath *dp, struct pkt *p, size_t encap, struct p
 
 /* ---- stage queues ------------------------------------------------------ */
 
+/* A stage's queue is a ring whose batch in hand (run) stays in place while
+ * the stage may queue more behind it: BATCH_MAX slots are kept free. */
 static void enq(struct datapath *dp, enum dp_stage s, struct pkt *p)
 {
 	struct dp_queue *q = &dp->q[s];
-	if (unlikely(q->n == DP_QUEUE)) {
+	if (unlikely(q->n == DP_QUEUE - BATCH_MAX)) {
 		dp_drop(dp, p, DROP_QUEUE_FULL);
 		return;
 	}
@@ -191,13 +193,19 @@ static void enq(struct datapath *dp, enum dp_stage s, struct pkt *p)
 	q->n++;
 }
 
-/* Take up to BATCH_MAX packets of a stage's queue. */
-static uint32_t deq(struct datapath *dp, enum dp_stage s, struct pkt **out)
+/* Take up to BATCH_MAX packets of a stage's queue: *v points at them, in
+ * the ring where they lie in one piece, else copied to buf. */
+static uint32_t deq(struct datapath *dp, enum dp_stage s, struct pkt **buf, struct pkt ***v)
 {
 	struct dp_queue *q = &dp->q[s];
 	uint32_t n = MIN(q->n, (uint32_t)BATCH_MAX);
-	for (uint32_t i = 0; i < n; i++)
-		out[i] = q->p[(q->head + i) % DP_QUEUE];
+	if (q->head + n <= DP_QUEUE) {
+		*v = &q->p[q->head];
+	} else {
+		for (uint32_t i = 0; i < n; i++)
+			buf[i] = q->p[(q->head + i) % DP_QUEUE];
+		*v = buf;
+	}
 	q->head = (q->head + n) % DP_QUEUE;
 	q->n -= n;
 	return n;
@@ -815,11 +823,13 @@ static void run(struct datapath *dp)
 	do {
 		more = false;
 		for (int s = 0; s < ST__MAX; s++) {
-			struct pkt *v[BATCH_MAX];
-			uint32_t n = deq(dp, (enum dp_stage)s, v);
+			struct pkt *buf[BATCH_MAX], **v;
+			uint32_t n = deq(dp, (enum dp_stage)s, buf, &v);
 			if (n) {
 				stages[s](dp, v, n);
 				more = true;
+				if (!dp->q[s].n)
+					dp->q[s].head = 0; /* the next batch in one piece */
 			}
 		}
 	} while (more);

@@ -477,9 +477,7 @@ static void sp_forward(struct datapath *dp, struct pkt *p)
 	const struct hostcfg *hc = dp->hc;
 	bool first = p->flags & PKT_F_SP_FIRST;
 	p->flags &= ~PKT_F_SP_FIRST;
-	/* the sender: the port proxy on the first hop, else the node just done */
-	const struct mac *from = first ? &hc->pp_spmac : &hc->ps->node_spmac[p->next];
-	struct sp_dest d = service_plane_forward(hc, p, from, first);
+	struct sp_dest d = service_plane_forward(hc, p, first);
 	switch (d.kind) {
 	case SPD_NODE:
 		if (!hostcfg_live(hc)->node_up[d.node]) {

@@ -2,22 +2,25 @@
 #include "service_plane.h"
 
 /* Addressed to another host: the frame carries the service-plane MAC pair
- * across (a local hop's proxy writes the MACs its node needs instead). */
-static struct sp_dest to_remote(struct pkt *p, const struct mac *from, const struct mac *to, const struct ipaddr *vtep)
+ * across, from the sender (the port proxy on the first hop, else the node
+ * just done); a local hop's proxy writes the MACs its node needs instead. */
+static struct sp_dest to_remote(const struct hostcfg *hc, struct pkt *p, bool first, const struct mac *to,
+				const struct ipaddr *vtep)
 {
+	const struct mac *from = first ? &hc->pp_spmac : &hc->ps->node_spmac[p->next];
 	memcpy(p->data, to->b, 6);
 	memcpy(p->data + 6, from->b, 6);
 	return (struct sp_dest){.kind = SPD_REMOTE, .vtep = vtep};
 }
 
-static struct sp_dest to_home(const struct hostcfg *hc, struct pkt *p, const struct mac *from)
+static struct sp_dest to_home(const struct hostcfg *hc, struct pkt *p, bool first)
 {
 	if (mac_eq(&p->md.ret_spmac, &hc->pp_spmac) && ipaddr_eq(&p->md.ret_vtep, &hc->vtep))
 		return (struct sp_dest){.kind = SPD_PORT_PROXY};
-	return to_remote(p, from, &p->md.ret_spmac, &p->md.ret_vtep);
+	return to_remote(hc, p, first, &p->md.ret_spmac, &p->md.ret_vtep);
 }
 
-struct sp_dest service_plane_forward(const struct hostcfg *hc, struct pkt *p, const struct mac *from, bool first)
+struct sp_dest service_plane_forward(const struct hostcfg *hc, struct pkt *p, bool first)
 {
 	struct sp_dest d = {.kind = SPD_NONE};
 	bool reverse;
@@ -46,12 +49,12 @@ struct sp_dest service_plane_forward(const struct hostcfg *hc, struct pkt *p, co
 		/* the end of the path is a hop too: SI counts it (SPEC 3, step 6) */
 		if (!first && p->md.si)
 			p->md.si--;
-		return to_home(hc, p, from);
+		return to_home(hc, p, first);
 	}
 	p->md.si = si;
 	const struct topo_node *nd = &hc->topo->nodes[node];
 	if (nd->host != hc->self)
-		return to_remote(p, from, &hc->ps->node_spmac[node], &hc->topo->hosts[nd->host].vtep);
+		return to_remote(hc, p, first, &hc->ps->node_spmac[node], &hc->topo->hosts[nd->host].vtep);
 	d.kind = SPD_NODE;
 	d.node = node;
 	return d;

@@ -29,9 +29,10 @@ struct sp_dest {
 /* Advance p past the hop it has just done (md.si) -- or, with first=true,
  * to its first hop -- and switch on the next hop: a local node, the local
  * port proxy, or another host. A frame for another host is addressed:
- * src = from (the sender's spmac), dst = the next node's spmac or, at the
- * end of the path, the return spmac; a local one keeps its MACs (the
- * proxy it goes to writes its own). */
-struct sp_dest service_plane_forward(const struct hostcfg *hc, struct pkt *p, const struct mac *from, bool first);
+ * src = the sender's spmac (the port proxy's with first, else that of node
+ * p->next, the hop just done), dst = the next node's spmac or, at the end
+ * of the path, the return spmac; a local one keeps its MACs (the proxy it
+ * goes to writes its own). */
+struct sp_dest service_plane_forward(const struct hostcfg *hc, struct pkt *p, bool first);
 
 #endif

@@ -411,19 +411,11 @@ static bool unpack(const struct spx_table *t, const struct spx_entry *e, struct 
 
 enum store_result { STORE_KNOWN, STORE_WRITTEN, STORE_FULL, STORE_CONFLICT };
 
-/* Write md under key k (an endpoint key or an exact one); a live key of
- * another owner is marked ambiguous (fail closed: a packet is never handed
- * to the wrong guest or tenant). STORE_KNOWN when the entry already held
- * exactly md (a known flow, refreshed); STORE_FULL when md's context, or
- * an endpoint key, finds no room; STORE_CONFLICT (nothing written) when
- * another owner's state under k was pushed out moments ago. */
-static enum store_result store(struct spx_table *t, struct spx_key k, const struct sp_meta *md, uint64_t now,
-			       bool endpoint)
+/* store() past its lookup and the check for md already there: e is k's
+ * live entry (not holding md) or NULL. */
+static enum store_result store_at(struct spx_table *t, struct spx_key k, struct spx_entry *e,
+				  const struct sp_meta *md, uint32_t ts, bool endpoint)
 {
-	uint32_t ts = now_s(now);
-	struct spx_entry *e = lookup(t, k, ts);
-	if (e && holds(t, e, md, ts))
-		return STORE_KNOWN;
 	if (!e && buried_other(t, k, md, ts))
 		return STORE_CONFLICT;
 	uint64_t ch = 0;
@@ -440,6 +432,22 @@ static enum store_result store(struct spx_table *t, struct spx_key k, const stru
 	e->ctx_check = (uint16_t)ch;
 	memcpy(e->hop, md, HOP_LEN);
 	return STORE_WRITTEN;
+}
+
+/* Write md under key k (an endpoint key or an exact one); a live key of
+ * another owner is marked ambiguous (fail closed: a packet is never handed
+ * to the wrong guest or tenant). STORE_KNOWN when the entry already held
+ * exactly md (a known flow, refreshed); STORE_FULL when md's context, or
+ * an endpoint key, finds no room; STORE_CONFLICT (nothing written) when
+ * another owner's state under k was pushed out moments ago. */
+static enum store_result store(struct spx_table *t, struct spx_key k, const struct sp_meta *md, uint64_t now,
+			       bool endpoint)
+{
+	uint32_t ts = now_s(now);
+	struct spx_entry *e = lookup(t, k, ts);
+	if (e && holds(t, e, md, ts))
+		return STORE_KNOWN;
+	return store_at(t, k, e, md, ts, endpoint);
 }
 
 /* What a returned packet tells besides its 5-tuple, and so keys its state:
@@ -473,9 +481,15 @@ static struct spx_key exact_key(uint16_t node, enum svc_mode mode, const struct 
 static enum drop_reason record(struct spx_table *t, uint16_t node, enum svc_mode mode, const struct pkt *p,
 			       uint64_t now)
 {
-	switch (store(t, exact_key(node, mode, p), &p->md, now, false)) {
+	/* a known flow, the common case, inline: the lookup refreshed it */
+	struct spx_key k = exact_key(node, mode, p);
+	uint32_t ts = now_s(now);
+	struct spx_entry *e = lookup(t, k, ts);
+	if (e && holds(t, e, &p->md, ts))
+		return DROP_NONE;
+	switch (store_at(t, k, e, &p->md, ts, false)) {
 	case STORE_KNOWN:
-		return DROP_NONE; /* known flow: the lookup refreshed it */
+		return DROP_NONE;
 	case STORE_FULL:
 		return DROP_SN_STATE_FULL;
 	case STORE_CONFLICT:

@@ -207,7 +207,7 @@ static inline struct spx_entry *find(struct spx_set *s, uint64_t h, uint32_t ts,
  * of the 256-byte pair): a flow's state at up to eight local nodes fits.
  * (Entries are written over, never cleared: a set with a way never used
  * was never full, and none of its keys went to the partner.) */
-static struct spx_entry *lookup(struct spx_table *t, struct spx_key k, uint32_t ts)
+static HOT_INLINE struct spx_entry *lookup(struct spx_table *t, struct spx_key k, uint32_t ts)
 {
 	uint32_t s = set_of(t, k.place);
 	bool empty;

@@ -30,11 +30,6 @@ static bool live_path(const struct hostcfg *hc, const struct hc_live *l, uint16_
 	return true;
 }
 
-bool hostcfg_path_live(const struct hostcfg *hc, uint16_t path)
-{
-	return live_path(hc, hostcfg_live(hc), path);
-}
-
 static void rebuild_chain(const struct hostcfg *hc, struct hc_live *l, uint16_t c)
 {
 	const struct topology *t = hc->topo;
@@ -57,7 +52,8 @@ static void rebuild_chain(const struct hostcfg *hc, struct hc_live *l, uint16_t 
 	uint32_t key[PATH_MAX_PER_CHAIN], w[PATH_MAX_PER_CHAIN];
 	for (uint16_t i = 0; i < n; i++) {
 		key[i] = hc->ps->paths[first + i].spi_fwd;
-		w[i] = !l->blocked[c] && live_path(hc, l, first + i) ? 1 : 0;
+		l->path_live[first + i] = live_path(hc, l, first + i);
+		w[i] = !l->blocked[c] && l->path_live[first + i] ? 1 : 0;
 	}
 	selector_build(l->sel[c], n, key, w);
 }
@@ -72,6 +68,7 @@ void hostcfg_live_free(const struct hostcfg *hc, struct hc_live *l)
 	free(l->sel);
 	free(l->bypass);
 	free(l->blocked);
+	free(l->path_live);
 	free(l->node_up);
 	free(l);
 }
@@ -88,7 +85,8 @@ static struct hc_live *live_build(const struct hostcfg *hc, const uint8_t *node_
 	l->sel = calloc(t->n_chains + 1u, sizeof(*l->sel));
 	l->bypass = calloc(t->n_chains + 1u, sizeof(*l->bypass));
 	l->blocked = calloc(t->n_chains + 1u, 1);
-	if (!l->node_up || !l->sel || !l->bypass || !l->blocked)
+	l->path_live = calloc(hc->ps->n_paths + 1u, 1);
+	if (!l->node_up || !l->sel || !l->bypass || !l->blocked || !l->path_live)
 		goto fail;
 	for (uint16_t n = 0; n < t->n_nodes; n++)
 		l->node_up[n] = node_up ? node_up[n] : 1;

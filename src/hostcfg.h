@@ -82,6 +82,7 @@ struct hc_live {
 	struct selector **sel;   /* [n_chains] over that chain's paths */
 	uint32_t *bypass;        /* [n_chains] chain positions skipped (failure allow, no live node) */
 	uint8_t *blocked;        /* [n_chains] a `block` service has no live node */
+	uint8_t *path_live;      /* [n_paths] all nodes live but at bypassed positions */
 	uint64_t generation;     /* bumped on every liveness change */
 };
 
@@ -118,8 +119,12 @@ void hostcfg_inherit_liveness(struct hostcfg *hc, const struct hostcfg *old);
 #define PATH_NONE 0xffff
 uint16_t hostcfg_pick_path(const struct hostcfg *hc, uint16_t chain, uint64_t hash);
 
-/* Is a path usable: all its nodes live except at bypassed positions. */
-bool hostcfg_path_live(const struct hostcfg *hc, uint16_t path);
+/* Is a path usable: all its nodes live except at bypassed positions.
+ * (Every packet of a connection asks: one load.) */
+static inline bool hostcfg_path_live(const struct hostcfg *hc, uint16_t path)
+{
+	return hostcfg_live(hc)->path_live[path];
+}
 
 /* The node serving hop `si` of path p in a direction, skipping bypassed
  * services: returns the node and sets *si_out to its SI, or TOPO_NO_INDEX at

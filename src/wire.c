@@ -225,21 +225,29 @@ enum drop_reason wire_parse_buf(const uint8_t *frame, size_t len, struct pkt_lay
  * (fuzz_wire compares them); false hands the frame to parse(). */
 _Static_assert(sizeof(struct flow_key) == 44, "parse_fast writes every byte of a flow key but zone and vni");
 
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "parse_fast reads the type and IP version as one word");
+
 static bool parse_fast(const uint8_t *f, size_t len, struct pkt_layout *lay, struct flow_key *key)
 {
-	if (len < ETH_HLEN + 28 || f[12] != 0x08 || f[13] != 0x00 || f[14] != 0x45)
+	uint32_t w;
+	if (len < ETH_HLEN + 28)
+		return false;
+	memcpy(&w, f + 12, sizeof(w));
+	if ((w & 0xffffff) != 0x450008) /* type 0x0800, IPv4 with a 20-byte header */
 		return false;
 	const uint8_t *ip = f + ETH_HLEN;
 	size_t tot = rd16(ip + 2);
 	uint8_t proto = ip[9];
-	if (tot < 28 || tot > len - ETH_HLEN || (rd16(ip + 6) & 0x3fff))
+	/* 28 <= tot <= len - ETH_HLEN (len >= ETH_HLEN + 28), not a fragment */
+	if (tot - 28 > len - ETH_HLEN - 28 || (rd16(ip + 6) & 0x3fff))
 		return false;
 	const uint8_t *l4 = ip + 20;
 	size_t payload;
 	uint8_t flags = 0;
 	if (proto == IPPROTO_TCP_) {
 		size_t doff = (size_t)(l4[12] >> 4) * 4;
-		if (tot < 40 || doff < 20 || doff > tot - 20)
+		/* 20 <= doff <= tot - 20 */
+		if (tot < 40 || doff - 20 > tot - 40)
 			return false;
 		payload = ETH_HLEN + 20 + doff;
 		flags = l4[13];

@@ -188,16 +188,17 @@ static inline void touch(uint32_t *used_s, uint32_t ts)
  * the set has a way never used). */
 static inline struct spx_entry *find(struct spx_set *s, uint64_t h, uint32_t ts, bool *had_empty)
 {
-	bool empty = false;
 	for (int w = 0; w < SPX_WAYS; w++) {
 		struct spx_entry *e = &s->e[w];
-		if (e->khash == h && age(e, ts) < SPX_STALE_S) {
+		if (e->khash == h && (uint16_t)(ts - e->used_s) < SPX_STALE_S) { /* h != 0: not empty */
 			if (e->used_s != (uint16_t)ts)
 				e->used_s = (uint16_t)ts;
 			return e;
 		}
-		empty |= !e->khash;
 	}
+	bool empty = false;
+	for (int w = 0; w < SPX_WAYS; w++)
+		empty |= !s->e[w].khash;
 	*had_empty = empty;
 	return NULL;
 }

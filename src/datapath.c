@@ -544,6 +544,7 @@ static void stage_node_rx(struct datapath *dp, struct pkt **v, uint32_t n)
 		switch (service_proxy_rx_parse(hc, node, p, &why)) {
 		case SPX_OK:
 			service_proxy_prefetch(hc, dp->spx, node, p);
+			p->next = node; /* the node it comes from */
 			ok[k++] = p;
 			break;
 		case SPX_REPLY:
@@ -557,7 +558,7 @@ static void stage_node_rx(struct datapath *dp, struct pkt **v, uint32_t n)
 	}
 	for (uint32_t i = 0; i < k; i++) {
 		struct pkt *p = ok[i];
-		uint16_t node = hc->ports[p->in_port].ref;
+		uint16_t node = p->next;
 		enum drop_reason why = DROP_NONE;
 		if (service_proxy_rx_finish(hc, dp->spx, node, p, dp->now_ns, &why) != SPX_OK) {
 			if (why == DROP_SN_NO_FLOW && dp->pass && p->hops + 1u < steer_workers(dp->steer) &&
@@ -581,7 +582,6 @@ static void stage_node_rx(struct datapath *dp, struct pkt **v, uint32_t n)
 			dp_drop(dp, p, DROP_SN_DOWN);
 			continue;
 		}
-		p->next = node;
 		sp_forward(dp, p);
 	}
 }
@@ -860,16 +860,17 @@ void dp_input(struct datapath *dp, uint16_t port, struct pkt **pkts, uint32_t n)
 	}
 	/* one port for the whole burst: its stage and counters once */
 	enum dp_stage s = ST_TUNNEL_RX;
-	if (port != PORT_TUNNEL) {
-		struct dp_port_stats *st = &dp->port_stats[port];
-		st->rx_pkts += n;
-		for (uint32_t i = 0; i < n; i++)
-			st->rx_bytes += pkts[i]->len;
+	uint64_t bytes = 0;
+	if (port != PORT_TUNNEL)
 		s = dp->hc->ports[port].kind == PORT_GUEST ? ST_GUEST_RX : ST_NODE_RX;
-	}
 	for (uint32_t i = 0; i < n; i++) {
+		bytes += pkts[i]->len;
 		pkts[i]->in_port = port;
 		enq(dp, s, pkts[i]);
+	}
+	if (port != PORT_TUNNEL) {
+		dp->port_stats[port].rx_pkts += n;
+		dp->port_stats[port].rx_bytes += bytes;
 	}
 	run(dp);
 }

@@ -542,8 +542,6 @@ uint16_t service_proxy_to_node(const struct hostcfg *hc, struct spx_table *t, ui
 			       uint64_t now_ns, enum drop_reason *why)
 {
 	const struct topology *topo = hc->topo;
-	const struct topo_node *nd = &topo->nodes[node];
-	const struct mac *proxy_mac = &hc->ps->node_spmac[node];
 	enum svc_mode mode = (enum svc_mode)hc->node_mode[node];
 	enum drop_reason r = record(t, node, mode, p, now_ns);
 	if (unlikely(r != DROP_NONE)) {
@@ -557,8 +555,8 @@ uint16_t service_proxy_to_node(const struct hostcfg *hc, struct spx_table *t, ui
 		memcpy(eth + 6, p->md.orig_src.b, 6);
 		return hc->node_port[node][p->md.dir == SP_DIR_FORWARD ? 0 : 1];
 	case SVC_MODE_L3:
-		memcpy(eth, nd->mac.b, 6);
-		memcpy(eth + 6, proxy_mac->b, 6);
+		memcpy(eth, topo->nodes[node].mac.b, 6);
+		memcpy(eth + 6, hc->ps->node_spmac[node].b, 6);
 		return hc->node_port[node][0];
 	case SVC_MODE_NSH: {
 		memcpy(eth, p->md.orig_dst.b, 6);
@@ -588,7 +586,7 @@ uint16_t service_proxy_to_node(const struct hostcfg *hc, struct spx_table *t, ui
 			*why = DROP_TOO_BIG;
 			return PORT_NONE;
 		}
-		eth_build(h, ETH_HLEN, &nd->mac, proxy_mac, ETH_P_NSH);
+		eth_build(h, ETH_HLEN, &topo->nodes[node].mac, &hc->ps->node_spmac[node], ETH_P_NSH);
 		if (nsh_encode(h + ETH_HLEN, nlen, p->md.spi, p->md.si, topo->md_class, &p->md, NSH_TLV_CHAIN) != nlen) {
 			*why = DROP_TOO_BIG;
 			return PORT_NONE;

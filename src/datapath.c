@@ -469,27 +469,14 @@ static void stage_classify(struct datapath *dp, struct pkt **v, uint32_t n)
 
 /* ---- the service plane ------------------------------------------------------ */
 
-/* The service plane for one packet: its next hop on (SPI, SI), then the
- * spmac switch (runs inline at the end of the port proxy and of every
- * service proxy return: no queue of its own). */
-static void sp_forward(struct datapath *dp, struct pkt *p)
+/* Where the service plane sends p when not to a live local node or home:
+ * another host, or nowhere (kept out of sp_forward's hot path). */
+static __attribute__((noinline)) void sp_forward_other(struct datapath *dp, struct pkt *p, struct sp_dest d)
 {
 	const struct hostcfg *hc = dp->hc;
-	bool first = p->flags & PKT_F_SP_FIRST;
-	p->flags &= ~PKT_F_SP_FIRST;
-	struct sp_dest d = service_plane_forward(hc, p, first);
 	switch (d.kind) {
 	case SPD_NODE:
-		if (!hostcfg_live(hc)->node_up[d.node]) {
-			dp_drop(dp, p, DROP_SN_DOWN);
-			return;
-		}
-		p->next = d.node;
-		service_proxy_prefetch(hc, dp->spx, d.node, p);
-		enq(dp, ST_TO_NODE, p);
-		return;
-	case SPD_PORT_PROXY:
-		enq(dp, ST_HOME, p);
+		dp_drop(dp, p, DROP_SN_DOWN);
 		return;
 	case SPD_REMOTE: {
 		enum drop_reason why = tunnel_encap_sp(p, hc->topo->sp_vni, hc->topo->md_class, p->md.ttl);
@@ -499,10 +486,31 @@ static void sp_forward(struct datapath *dp, struct pkt *p)
 			tunnel_send(dp, p, d.vtep);
 		return;
 	}
+	case SPD_PORT_PROXY:
 	case SPD_NONE:
 		break;
 	}
 	dp_drop(dp, p, DROP_SP_NO_NEXTHOP);
+}
+
+/* The service plane for one packet: its next hop on (SPI, SI), then the
+ * spmac switch (runs inline at the end of the port proxy and of every
+ * service proxy return: no queue of its own). */
+static void sp_forward(struct datapath *dp, struct pkt *p)
+{
+	const struct hostcfg *hc = dp->hc;
+	bool first = p->flags & PKT_F_SP_FIRST;
+	p->flags &= ~PKT_F_SP_FIRST;
+	struct sp_dest d = service_plane_forward(hc, p, first);
+	if (d.kind == SPD_NODE && hostcfg_live(hc)->node_up[d.node]) {
+		p->next = d.node;
+		service_proxy_prefetch(hc, dp->spx, d.node, p);
+		enq(dp, ST_TO_NODE, p);
+	} else if (d.kind == SPD_PORT_PROXY) {
+		enq(dp, ST_HOME, p);
+	} else {
+		sp_forward_other(dp, p, d);
+	}
 }
 
 /* ---- TO_NODE ------------------------------------------------------------- */

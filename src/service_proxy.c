@@ -412,9 +412,9 @@ static bool unpack(const struct spx_table *t, const struct spx_entry *e, struct 
 
 enum store_result { STORE_KNOWN, STORE_WRITTEN, STORE_FULL, STORE_CONFLICT };
 
-/* store() past its lookup and the check for md already there: e is k's
- * live entry (not holding md) or NULL. */
-static enum store_result store_at(struct spx_table *t, struct spx_key k, struct spx_entry *e,
+/* store() past its lookup and the check for md already there (the slow
+ * path, out of line): e is k's live entry (not holding md) or NULL. */
+static __attribute__((noinline)) enum store_result store_at(struct spx_table *t, struct spx_key k, struct spx_entry *e,
 				  const struct sp_meta *md, uint32_t ts, bool endpoint)
 {
 	if (!e && buried_other(t, k, md, ts))
@@ -441,8 +441,8 @@ static enum store_result store_at(struct spx_table *t, struct spx_key k, struct 
  * exactly md (a known flow, refreshed); STORE_FULL when md's context, or
  * an endpoint key, finds no room; STORE_CONFLICT (nothing written) when
  * another owner's state under k was pushed out moments ago. */
-static enum store_result store(struct spx_table *t, struct spx_key k, const struct sp_meta *md, uint64_t now,
-			       bool endpoint)
+static HOT_INLINE enum store_result store(struct spx_table *t, struct spx_key k, const struct sp_meta *md,
+					  uint64_t now, bool endpoint)
 {
 	uint32_t ts = now_s(now);
 	struct spx_entry *e = lookup(t, k, ts);
@@ -482,15 +482,9 @@ static struct spx_key exact_key(uint16_t node, enum svc_mode mode, const struct 
 static enum drop_reason record(struct spx_table *t, uint16_t node, enum svc_mode mode, const struct pkt *p,
 			       uint64_t now)
 {
-	/* a known flow, the common case, inline: the lookup refreshed it */
-	struct spx_key k = exact_key(node, mode, p);
-	uint32_t ts = now_s(now);
-	struct spx_entry *e = lookup(t, k, ts);
-	if (e && holds(t, e, &p->md, ts))
-		return DROP_NONE;
-	switch (store_at(t, k, e, &p->md, ts, false)) {
+	switch (store(t, exact_key(node, mode, p), &p->md, now, false)) {
 	case STORE_KNOWN:
-		return DROP_NONE;
+		return DROP_NONE; /* known flow: the lookup refreshed it */
 	case STORE_FULL:
 		return DROP_SN_STATE_FULL;
 	case STORE_CONFLICT:

@@ -54,7 +54,7 @@ struct hostcfg {
 	uint16_t n_ports;
 	struct hc_port *ports;
 	uint16_t *guest_port;    /* [n_guests]: local port id or PORT_NONE */
-	uint16_t (*node_port)[2];/* [n_nodes]: local port ids ([0] single/in, [1] out) */
+	uint16_t (*node_port)[2];/* [n_nodes]: local port ids ([0] single/in, [1] out); PORT_NONE: on another host */
 	uint8_t *node_mode;      /* [n_nodes]: its service's enum svc_mode (read on every hop:
 				  * one load instead of four dependent ones through the topology) */
 	uint8_t *guest_rules;    /* [n_guests]: bit 0 rules at egress, bit 1 rules at ingress,

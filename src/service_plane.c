@@ -52,9 +52,8 @@ struct sp_dest service_plane_forward(const struct hostcfg *hc, struct pkt *p, bo
 		return to_home(hc, p, first);
 	}
 	p->md.si = si;
-	const struct topo_node *nd = &hc->topo->nodes[node];
-	if (nd->host != hc->self)
-		return to_remote(hc, p, first, &hc->ps->node_spmac[node], &hc->topo->hosts[nd->host].vtep);
+	if (hc->node_port[node][0] == PORT_NONE) /* on another host */
+		return to_remote(hc, p, first, &hc->ps->node_spmac[node], &hc->topo->hosts[hc->topo->nodes[node].host].vtep);
 	d.kind = SPD_NODE;
 	d.node = node;
 	return d;

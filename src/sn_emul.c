@@ -11,14 +11,13 @@ uint16_t sn_emul_reflect(const struct hostcfg *hc, uint16_t port, uint8_t *frame
 	const struct hc_port *hp = &hc->ports[port];
 	if (hp->kind == PORT_GUEST)
 		return PORT_NONE;
-	const struct topo_node *nd = &hc->topo->nodes[hp->ref];
 	uint8_t tmp[6];
 	switch ((enum svc_mode)hc->node_mode[hp->ref]) {
 	case SVC_MODE_L2:
 		return hc->node_port[hp->ref][hp->kind == PORT_SN_IN ? 1 : 0];
 	case SVC_MODE_L3:
 		memcpy(frame, frame + 6, 6);
-		memcpy(frame + 6, nd->mac.b, 6);
+		memcpy(frame + 6, hc->topo->nodes[hp->ref].mac.b, 6);
 		return port;
 	case SVC_MODE_NSH: {
 		/* a minimal NSH-aware node: the data plane under test checks the rest */

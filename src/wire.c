@@ -276,7 +276,7 @@ static bool parse_fast(const uint8_t *f, size_t len, struct pkt_layout *lay, str
 	return true;
 }
 
-enum drop_reason wire_parse(struct pkt *p)
+HOT_INLINE enum drop_reason wire_parse(struct pkt *p)
 {
 	p->flags &= ~PKT_F_TUPLE_HASH; /* the key is written anew */
 	if (parse_fast(p->data, p->len, &p->lay, &p->key)) {

@@ -267,7 +267,7 @@ static void classify_pass(struct datapath *dp, struct pkt *p)
 }
 
 /* Put p (or, for `copy`, a duplicate) on the path: the port proxy. */
-static void steer(struct datapath *dp, struct pkt *p, uint16_t path_idx, bool reverse, bool is_copy)
+static HOT_INLINE void steer(struct datapath *dp, struct pkt *p, uint16_t path_idx, bool reverse, bool is_copy)
 {
 	const struct path *path = &dp->hc->ps->paths[path_idx];
 	if (reverse)
@@ -306,7 +306,7 @@ static uint16_t reverse_rule(const struct datapath *dp, const struct pkt *p, uin
 
 /* The decision for one packet, given its connection (or none) and the rule
  * of this point (CLS_NO_RULE if none). */
-static void classify_one(struct datapath *dp, struct pkt *p, struct conn *c, int dir, uint16_t rule)
+static HOT_INLINE void classify_one(struct datapath *dp, struct pkt *p, struct conn *c, int dir, uint16_t rule)
 {
 	const struct hostcfg *hc = dp->hc;
 	uint16_t guest = p->key.zone / 2;

@@ -663,7 +663,7 @@ static inline void prefetch_set(const struct spx_table *t, uint32_t place, bool 
 	}
 }
 
-HOT_INLINE void service_proxy_prefetch(const struct hostcfg *hc, const struct spx_table *t, uint16_t node, struct pkt *p)
+void service_proxy_prefetch(const struct hostcfg *hc, const struct spx_table *t, uint16_t node, struct pkt *p)
 {
 	enum svc_mode mode = (enum svc_mode)hc->node_mode[node];
 	struct spx_key k = key_at(pkt_tuple_hash(p), node, key_ctx(mode, &p->md));

@@ -40,6 +40,19 @@ static const char *TOPO =
 
 static const uint8_t MAC1[6] = {2, 0, 0, 0, 1, 1}, MAC2[6] = {2, 0, 0, 0, 1, 2}, MAC3[6] = {2, 0, 0, 0, 1, 3};
 
+/* The L4 checksum of frame f[0..len), filled in. */
+static void fill_l4_csum(uint8_t *f, uint32_t len)
+{
+	struct pkt p;
+	memset(&p, 0, sizeof(p));
+	pkt_reset(&p);
+	memcpy(p.data, f, len);
+	p.len = len;
+	assert_int_equal(wire_parse(&p), DROP_NONE);
+	assert_true(wire_l4_csum_fill(&p));
+	memcpy(f, p.data, len);
+}
+
 /* Ethernet + IPv4 + TCP/UDP with valid checksums and a payload. */
 static uint32_t build(uint8_t *f, const uint8_t *dmac, const uint8_t *smac, uint8_t sip, uint8_t dip, uint8_t proto,
 		      uint16_t sport, uint16_t dport, uint8_t tcp_flags, size_t payload)
@@ -72,14 +85,7 @@ static uint32_t build(uint8_t *f, const uint8_t *dmac, const uint8_t *smac, uint
 	for (size_t i = 0; i < payload; i++)
 		l4[l4len - payload + i] = (uint8_t)(i * 7 + sport);
 	uint32_t len = (uint32_t)(14 + 20 + l4len);
-	struct pkt p;
-	memset(&p, 0, sizeof(p));
-	pkt_reset(&p);
-	memcpy(p.data, f, len);
-	p.len = len;
-	assert_int_equal(wire_parse(&p), DROP_NONE);
-	assert_true(wire_l4_csum_fill(&p));
-	memcpy(f, p.data, len);
+	fill_l4_csum(f, len);
 	return len;
 }
 
@@ -207,20 +213,13 @@ static void test_chain_both_directions(void **state)
 	assert_true(used > 1);
 }
 
-/* Rewrite byte `at` of an IPv4 frame's header (16: the last of the source
+/* Rewrite byte `at` of an IPv4 frame's header (15: the last of the source
  * address, 19: of the destination) to v, checksums made good. */
 static void rewrite_ip(uint8_t *f, uint32_t len, size_t at, uint8_t v)
 {
 	f[14 + at] = v;
 	ipv4_set_csum(f + 14);
-	struct pkt p;
-	memset(&p, 0, sizeof(p));
-	pkt_reset(&p);
-	memcpy(p.data, f, len);
-	p.len = len;
-	assert_int_equal(wire_parse(&p), DROP_NONE);
-	assert_true(wire_l4_csum_fill(&p));
-	memcpy(f, p.data, len);
+	fill_l4_csum(f, len);
 }
 
 /* With node emulation off: hand every frame waiting at a node port back

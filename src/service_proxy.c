@@ -663,6 +663,9 @@ static inline void prefetch_set(const struct spx_table *t, uint32_t place, bool 
 	}
 }
 
+/* A call on purpose: inlined into the datapath (at either call site) it
+ * saved 67 instructions per chain packet and made the 1M-flow chain 10-30%
+ * slower in interleaved runs. */
 void service_proxy_prefetch(const struct hostcfg *hc, const struct spx_table *t, uint16_t node, struct pkt *p)
 {
 	enum svc_mode mode = (enum svc_mode)hc->node_mode[node];

@@ -444,8 +444,8 @@ static bool conn_valid(const struct conntrack *ct, const struct conn *c)
 	return (p - base) % sizeof(*c) == 0 && (c->flags & CF_USED);
 }
 
-HOT_INLINE void conntrack_update(struct conntrack *ct, struct conn *c, int dir, uint8_t tcp_flags, uint32_t bytes,
-		      uint64_t now_ns)
+HOT_INLINE void conntrack_update(struct conntrack *ct, struct conn *c, int dir, uint8_t tcp_flags,
+				 uint32_t bytes, uint64_t now_ns)
 {
 	if (!conn_valid(ct, c))
 		return;

@@ -101,9 +101,9 @@ fail:
 	return NULL;
 }
 
-/* The frame head towards each local nsh node of each path, both ways;
- * which paths leave this host. */
-static bool build_nsh_templates(struct hostcfg *hc)
+/* Per path: whether it leaves this host, and the frame head towards each
+ * of its local nsh nodes, both ways. */
+static bool build_path_tables(struct hostcfg *hc)
 {
 	const struct topology *t = hc->topo;
 	hc->nsh_tmpl = calloc((size_t)hc->ps->n_paths * PATH_MAX_HOPS * 2 + 1u, sizeof(*hc->nsh_tmpl));
@@ -206,7 +206,7 @@ struct hostcfg *hostcfg_build(struct topology *t, const char *host, char *err, s
 		if (classifier_point_rules(hc->cls, g, false) > CLS_LINEAR_MAX ||
 		    classifier_point_rules(hc->cls, g, true) > CLS_LINEAR_MAX)
 			hc->guest_rules[g] |= HC_RULES_MANY, hc->rules_many = true;
-	if (!build_nsh_templates(hc)) {
+	if (!build_path_tables(hc)) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}

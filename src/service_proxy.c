@@ -414,8 +414,9 @@ enum store_result { STORE_KNOWN, STORE_WRITTEN, STORE_FULL, STORE_CONFLICT };
 
 /* store() past its lookup and the check for md already there (the slow
  * path, out of line): e is k's live entry (not holding md) or NULL. */
-static __attribute__((noinline)) enum store_result store_at(struct spx_table *t, struct spx_key k, struct spx_entry *e,
-				  const struct sp_meta *md, uint32_t ts, bool endpoint)
+static __attribute__((noinline)) enum store_result store_at(struct spx_table *t, struct spx_key k,
+							     struct spx_entry *e, const struct sp_meta *md,
+							     uint32_t ts, bool endpoint)
 {
 	if (!e && buried_other(t, k, md, ts))
 		return STORE_CONFLICT;

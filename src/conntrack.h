@@ -72,7 +72,9 @@ void conntrack_prefetch_insert(const struct conntrack *ct, const struct flow_key
  * selection. */
 struct conn *conntrack_insert(struct conntrack *ct, const struct flow_key *k, uint16_t reverse_zone,
 			      uint64_t now_ns);
-/* Update state on a packet of c in direction dir (TCP flags; 0 for non-TCP). */
+/* Update state on a packet of c in direction dir (TCP flags; 0 for non-TCP).
+ * c is an entry this table's lookup or insert returned (it may have been
+ * deleted since: nothing happens then). */
 void conntrack_update(struct conntrack *ct, struct conn *c, int dir, uint8_t tcp_flags, uint32_t bytes,
 		      uint64_t now_ns);
 void conntrack_delete(struct conntrack *ct, struct conn *c);

@@ -504,7 +504,10 @@ static void sp_forward(struct datapath *dp, struct pkt *p)
 	struct sp_dest d = service_plane_forward(hc, p, first);
 	if (d.kind == SPD_NODE && hostcfg_live(hc)->node_up[d.node]) {
 		p->next = d.node;
-		service_proxy_prefetch(hc, dp->spx, d.node, p);
+		if (p->sp_hash) /* back from a node: see service_proxy.h */
+			p->sp_hash = 0;
+		else
+			service_proxy_prefetch(hc, dp->spx, d.node, p);
 		enq(dp, ST_TO_NODE, p);
 	} else if (d.kind == SPD_PORT_PROXY) {
 		enq(dp, ST_HOME, p);

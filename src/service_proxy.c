@@ -669,17 +669,20 @@ static inline void prefetch_set(const struct spx_table *t, uint32_t place, bool 
  * slower in interleaved runs. */
 void service_proxy_prefetch(const struct hostcfg *hc, const struct spx_table *t, uint16_t node, struct pkt *p)
 {
-	enum svc_mode mode = (enum svc_mode)hc->node_mode[node];
-	struct spx_key k = key_at(pkt_tuple_hash(p), node, key_ctx(mode, &p->md));
+	struct spx_key k = key_at(pkt_tuple_hash(p), node, key_ctx((enum svc_mode)hc->node_mode[node], &p->md));
 	prefetch_set(t, k.place, false);
 	p->sp_hash = k.h;
 	p->sp_place = k.place;
 }
 
-void service_proxy_prefetch_new(const struct hostcfg *hc, const struct spx_table *t, uint16_t node,
-				const struct pkt *p)
+void service_proxy_prefetch_new(const struct hostcfg *hc, const struct spx_table *t, uint16_t node, struct pkt *p)
 {
 	enum svc_mode mode = (enum svc_mode)hc->node_mode[node];
+	if (!p->sp_hash) { /* its set is in cache (see the header): the key alone */
+		struct spx_key k = key_at(pkt_tuple_hash(p), node, key_ctx(mode, &p->md));
+		p->sp_hash = k.h;
+		p->sp_place = k.place;
+	}
 	if (mode == SVC_MODE_L2)
 		return; /* a bridge does not rewrite addresses: no endpoint keys */
 	const struct spx_set *s = &t->sets[set_of(t, p->sp_place)];

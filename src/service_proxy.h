@@ -75,10 +75,12 @@ enum spx_result service_proxy_rx_finish(const struct hostcfg *hc, struct spx_tab
  * hash) and keeps the key in p (sp_hash, sp_place) for the calls that
  * follow. A vector later, before to_node, service_proxy_prefetch_new reads
  * the set and, for a flow not yet recorded at a routed or nsh node,
- * fetches the endpoint keys' sets its record will write. */
+ * fetches the endpoint keys' sets its record will write. A packet back
+ * from one local node and off to the next needs no second prefetch: all
+ * the keys of one 5-tuple share a set, fetched on its return (clear
+ * sp_hash instead: prefetch_new computes the key). */
 void service_proxy_prefetch(const struct hostcfg *hc, const struct spx_table *t, uint16_t node, struct pkt *p);
-void service_proxy_prefetch_new(const struct hostcfg *hc, const struct spx_table *t, uint16_t node,
-				const struct pkt *p);
+void service_proxy_prefetch_new(const struct hostcfg *hc, const struct spx_table *t, uint16_t node, struct pkt *p);
 enum spx_result service_proxy_from_node(const struct hostcfg *hc, struct spx_table *t, uint16_t node,
 					struct pkt *p, uint64_t now_ns, enum drop_reason *why);
 

@@ -695,11 +695,3 @@ uint16_t classifier_lookup(const struct classifier *c, uint16_t guest, bool ingr
 		return CLS_NO_RULE;
 	return cset_lookup(&c->sets[s], k);
 }
-
-uint32_t classifier_point_rules(const struct classifier *c, uint16_t guest, bool ingress)
-{
-	if (!c || guest >= c->n_guests)
-		return 0;
-	uint32_t s = c->point_set[(uint32_t)guest * 2 + (ingress ? 1 : 0)];
-	return s == UINT32_MAX ? 0 : c->sets[s].n;
-}

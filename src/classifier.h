@@ -25,9 +25,8 @@ void classifier_free(struct classifier *c);
 uint16_t classifier_lookup(const struct classifier *c, uint16_t guest, bool ingress,
 			   const struct flow_key *k);
 
-/* Rules at a classification point; beyond CLS_LINEAR_MAX the lookup is a
+/* Beyond CLS_LINEAR_MAX rules at a classification point the lookup is a
  * tuple space search (several hash probes) rather than a short scan. */
 #define CLS_LINEAR_MAX 16
-uint32_t classifier_point_rules(const struct classifier *c, uint16_t guest, bool ingress);
 
 #endif

@@ -10,7 +10,9 @@ bool flowcache_init(struct flowcache *fc, uint32_t n)
 		size <<= 1;
 	fc->e = calloc(size, sizeof(*fc->e));
 	fc->mask = size - 1;
-	fc->hits = fc->misses = 0;
+	fc->hits = fc->misses = fc->rests = 0;
+	fc->window_hits = fc->window_misses = 0;
+	fc->rest = 0;
 	return fc->e != NULL;
 }
 

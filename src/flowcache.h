@@ -10,7 +10,16 @@
  * connection deleted, expired or reused for another flow is a miss, and
  * nothing needs invalidating when the table changes.
  * Must not: cache decisions without a connection (no rule matched): those
- * depend on rules and on the reverse flow, which change without notice. */
+ * depend on rules and on the reverse flow, which change without notice.
+ *
+ * It steps aside when it does not pay: with far more active flows than
+ * entries, nearly every probe misses (and every insert writes a line the
+ * next flow evicts). After a window of FC_WINDOW probes or more that hit
+ * less than half the time, the datapath skips it (no hash, probe or insert)
+ * for FC_REST packets, then tries another window. (Judged per batch: no
+ * cost per packet.) */
+#define FC_WINDOW 1024u
+#define FC_REST (64u * FC_WINDOW)
 #ifndef DETOUR_FLOWCACHE_H
 #define DETOUR_FLOWCACHE_H
 
@@ -26,6 +35,9 @@ struct flowcache {
 	uint32_t mask;
 	struct flowcache_entry *e;
 	uint64_t hits, misses;
+	uint64_t window_hits, window_misses; /* hits and misses when the window began */
+	uint32_t rest;                       /* packets left to skip the cache for */
+	uint64_t rests;                      /* windows after which it stepped aside */
 };
 
 /* n entries (rounded up to a power of two, at least 64). False on OOM. */
@@ -38,6 +50,25 @@ static inline uint32_t flowcache_sig(uint64_t h) { return (uint32_t)(h >> 32) | 
 static inline void flowcache_prefetch(const struct flowcache *fc, uint64_t h)
 {
 	__builtin_prefetch(&fc->e[h & fc->mask]);
+}
+
+/* Is the cache in use for a batch of n packets? */
+static inline bool flowcache_active(struct flowcache *fc, uint32_t n)
+{
+	if (fc->rest) {
+		fc->rest = fc->rest > n ? fc->rest - n : 0;
+		return false;
+	}
+	uint64_t hits = fc->hits - fc->window_hits, misses = fc->misses - fc->window_misses;
+	if (hits + misses >= FC_WINDOW) {
+		if (hits < misses) {
+			fc->rest = FC_REST;
+			fc->rests++;
+		}
+		fc->window_hits = fc->hits;
+		fc->window_misses = fc->misses;
+	}
+	return !fc->rest;
 }
 
 /* The connection of key k (hash h), or NULL. */

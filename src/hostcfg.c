@@ -202,10 +202,6 @@ struct hostcfg *hostcfg_build(struct topology *t, const char *host, char *err, s
 			add_port(hc, nd->ports[0], PORT_SN, n, 0, nd->io);
 		}
 	}
-	for (uint16_t g = 0; g < t->n_guests; g++)
-		if (classifier_point_rules(hc->cls, g, false) > CLS_LINEAR_MAX ||
-		    classifier_point_rules(hc->cls, g, true) > CLS_LINEAR_MAX)
-			hc->guest_rules[g] |= HC_RULES_MANY, hc->rules_many = true;
 	if (!build_path_tables(hc)) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;

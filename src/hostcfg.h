@@ -22,7 +22,6 @@
 #include "topology.h"
 
 #define PORT_NONE 0xffff
-#define HC_RULES_MANY 4
 #define HC_NSH_TMPL 32          /* bytes per template: 30 used, [31] = 1 when present */
 #define HC_NSH_TMPL_LEN 30
 #define HC_NSH_TMPL_SI 21       /* offset of the SI to patch */
@@ -57,9 +56,7 @@ struct hostcfg {
 	uint16_t (*node_port)[2];/* [n_nodes]: local port ids ([0] single/in, [1] out); PORT_NONE: on another host */
 	uint8_t *node_mode;      /* [n_nodes]: its service's enum svc_mode (read on every hop:
 				  * one load instead of four dependent ones through the topology) */
-	uint8_t *guest_rules;    /* [n_guests]: bit 0 rules at egress, bit 1 rules at ingress,
-				  * bit 2 HC_RULES_MANY: a point has more than a short scan's worth */
-	bool rules_many;         /* some guest has HC_RULES_MANY */
+	uint8_t *guest_rules;    /* [n_guests]: bit 0 rules at egress, bit 1 rules at ingress */
 
 	/* hosts joined by Geneve */
 	uint16_t n_peers;

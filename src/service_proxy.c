@@ -203,17 +203,50 @@ static inline struct spx_entry *find(struct spx_set *s, uint64_t h, uint32_t ts,
 	return NULL;
 }
 
+/* The first set of a place's other pair (never its own pair): from the
+ * place's bits mixed, so that the places of one pair spill into different
+ * pairs. */
+static inline uint32_t alt_of(const struct spx_table *t, uint32_t place, uint32_t s)
+{
+	uint32_t m = place * 0x9e3779b1u;
+	uint32_t a = (uint32_t)((uint64_t)(m ^ m >> 15) * t->n_sets >> 32) & ~1u;
+	return (a ^ s) > 1 ? a : a ^ 2; /* n_sets is a multiple of four */
+}
+
+/* Rare: k in its place's other pair (its own pair was full). */
+static __attribute__((noinline)) struct spx_entry *lookup_alt(struct spx_table *t, struct spx_key k, uint32_t s,
+							     uint32_t ts)
+{
+	uint32_t a = alt_of(t, k.place, s);
+	bool empty;
+	struct spx_entry *e = find(&t->sets[a], k.h, ts, &empty);
+	return e || empty ? e : find(&t->sets[a ^ 1], k.h, ts, &empty);
+}
+
+void spx_table_pairs(const struct spx_table *t, uint64_t tuple_hash, uint32_t *pair, uint32_t *spill)
+{
+	uint32_t place = (uint32_t)(tuple_hash >> 32), s = set_of(t, place);
+	*pair = s & ~1u;
+	*spill = alt_of(t, place, s);
+}
+
 /* The live entry of key k, refreshed; NULL if none. A key lives in the
  * set of its place or, when that was full, in its partner (the other set
  * of the 256-byte pair): a flow's state at up to eight local nodes fits.
- * (Entries are written over, never cleared: a set with a way never used
- * was never full, and none of its keys went to the partner.) */
+ * When the pair was full, in the place's other pair: a fixed pair holding
+ * more than eight live keys would have its flows take turns at its ways,
+ * each packet writing state anew. (Entries are written over, never
+ * cleared: a set with a way never used was never full, and no key went
+ * past it.) */
 static HOT_INLINE struct spx_entry *lookup(struct spx_table *t, struct spx_key k, uint32_t ts)
 {
 	uint32_t s = set_of(t, k.place);
 	bool empty;
 	struct spx_entry *e = find(&t->sets[s], k.h, ts, &empty);
-	return e || empty ? e : find(&t->sets[s ^ 1], k.h, ts, &empty);
+	if (e || empty)
+		return e;
+	e = find(&t->sets[s ^ 1], k.h, ts, &empty);
+	return e || empty ? e : lookup_alt(t, k, s, ts);
 }
 
 /* What taking way e for a new key costs least: a free way (empty or
@@ -306,10 +339,13 @@ static __attribute__((noinline)) bool buried_other(const struct spx_table *t, st
 }
 
 /* Make room for key k (absent): a way of its set, or of the partner if
- * that gives way more easily (see give_way); its metadata is then the
+ * that gives way more easily (see give_way), or, when the pair holds only
+ * live exact keys (for an endpoint key: has no free way), of the place's
+ * other pair if that gives way more easily; its metadata is then the
  * caller's to fill. An endpoint key never pushes out a live exact key:
  * NULL then; an exact key moves an endpoint key to a free way of the
- * partner rather than leave its set. */
+ * partner rather than leave its set, and takes an endpoint key's way in
+ * its pair rather than spill. */
 static struct spx_entry *claim(struct spx_table *t, struct spx_key k, uint32_t ts, bool endpoint)
 {
 	uint32_t s = set_of(t, k.place), best, other;
@@ -326,6 +362,16 @@ static struct spx_entry *claim(struct spx_table *t, struct spx_key k, uint32_t t
 			}
 		} else if (other > best) {
 			victim = v2;
+			best = other;
+		}
+	}
+	/* the pair holds only live exact keys (an endpoint key: no free way
+	 * either): the place's other pair, if it gives way more easily */
+	bool spill = best < SPX_STALE_S || (endpoint && best != UINT32_MAX);
+	for (uint32_t a = alt_of(t, k.place, s), i = 0; spill && i < 2; i++) {
+		struct spx_entry *v3 = victim_of(&t->sets[a ^ i], ts, &other);
+		if (other > best) {
+			victim = v3;
 			best = other;
 		}
 	}

@@ -22,7 +22,9 @@
  * is dropped before it reaches the node (DROP_SN_STATE_FULL). A key's set
  * comes from its tuple alone, so a flow's state at all of this host's
  * nodes shares one set (the next hop finds it in cache); a full set
- * spills into its partner (the other set of its 256-byte pair). Endpoint
+ * spills into its partner (the other set of its 256-byte pair), a pair
+ * full of live exact keys into the place's other pair (one of many,
+ * chosen by the place's bits, so no fixed group of sets churns). Endpoint
  * keys give way to exact keys (an exact key is read by every packet, an
  * endpoint key only until a rewritten tuple is learnt): an endpoint key
  * never pushes out a live exact key, and an exact key takes an endpoint
@@ -47,6 +49,9 @@ struct spx_table;
 struct spx_table *spx_table_create(uint32_t capacity);
 void spx_table_destroy(struct spx_table *t);
 void spx_table_stats(const struct spx_table *t, uint64_t *entries, uint64_t *evicted, uint64_t *misses);
+/* Where the exact keys of a 5-tuple (flow_tuple_hash) live: the first set
+ * of their pair, and of the pair they spill into (tests fill them). */
+void spx_table_pairs(const struct spx_table *t, uint64_t tuple_hash, uint32_t *pair, uint32_t *spill);
 /* Memory the table holds (its sets, contexts and tombstones). */
 size_t spx_table_bytes(const struct spx_table *t);
 

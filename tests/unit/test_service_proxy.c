@@ -992,6 +992,47 @@ static void test_one_flow_many_hops(void **state)
 	tab = saved;
 }
 
+/* A pair of sets full of one tuple's live state (nine keys: r1's, and two
+ * nsh nodes' on two chains both ways) spills into the place's other pair:
+ * nothing is pushed out, and every return recovers its own state. (A
+ * table large enough that the endpoint keys land elsewhere.) */
+static void test_full_pair_spills(void **state)
+{
+	(void)state;
+	struct spx_table *saved = tab;
+	tab = spx_table_create(1u << 16);
+	assert_non_null(tab);
+	const char *nodes[2] = {"ids1", "ids2"}, *chains[2] = {"c_nsh", "c_tap"};
+	uint8_t f[256], fr[256], out[8][512];
+	uint32_t len = build_tcp(f, MAC2, MAC1, 1, 2, 48000, 80, 0), n[8];
+	struct sp_meta m3, md[8];
+	l3_to_node(f, len, "vm1", false, &m3);
+	for (int i = 0; i < 8; i++) {
+		const char *nm = nodes[i & 1];
+		struct pkt *p = guest_pkt(f, len, "vm1", path_via(chains[(i >> 1) & 1], nm), i >> 2);
+		md[i] = p->md;
+		enum drop_reason why = DROP_NONE;
+		assert_int_equal(service_proxy_to_node(hc, tab, node(nm), p, NOW, &why), node_port(nm));
+		memcpy(out[i], p->data, p->len);
+		n[i] = p->len;
+		free(p);
+	}
+	for (int i = 0; i < 8; i++)
+		nsh_back_ok(nodes[i & 1], out[i], n[i], NOW + 1, &md[i]);
+	l3_return(fr, f, len, -1, -1, -1, -1);
+	struct pkt *p = rx(fr, len, port("r1p"));
+	enum drop_reason why = DROP_NONE;
+	assert_int_equal(service_proxy_from_node(hc, tab, node("r1"), p, NOW + 1, &why), SPX_OK);
+	md_equal(&p->md, &m3);
+	free(p);
+	uint64_t e, ev, m;
+	spx_table_stats(tab, &e, &ev, &m);
+	assert_int_equal(ev, 0);
+	assert_int_equal(m, 0);
+	spx_table_destroy(tab);
+	tab = saved;
+}
+
 /* A table under pressure (a flow at an nsh node keeps three keys: its
  * exact key and two endpoint keys for NAT; here 1.2 keys per entry): the
  * endpoint keys, needed only until a rewritten tuple is learnt, give way,
@@ -1067,11 +1108,32 @@ static void test_pressure_nat_recovers(void **state)
 
 /* Write vm1's state for tuple f at eight nsh keys (two nodes, two chains,
  * both directions) at time now: with its key at r1, written earlier, they
- * are more than the tuple's pair of sets holds, and r1's goes. */
+ * are more than the tuple's pair of sets holds, and with the pair they
+ * spill into filled first (other tuples' state at ids1, written at time
+ * now), r1's goes. */
 static void push_out_r1_key(const uint8_t *f, uint32_t len, uint64_t now)
 {
 	const char *nodes[2] = {"ids1", "ids2"}, *chains[2] = {"c_nsh", "c_tap"};
 	uint64_t e0, ev0, m0, e1, ev1, m1;
+	uint32_t pair, spill, filled = 0;
+	struct pkt *t = rx(f, len, 0);
+	assert_int_equal(wire_parse(t), DROP_NONE);
+	spx_table_pairs(tab, flow_tuple_hash(&t->key), &pair, &spill);
+	free(t);
+	for (uint16_t sport = 30000; filled < 8 && sport < 60000; sport++) {
+		uint8_t g[256];
+		uint32_t glen = build_tcp(g, MAC2, MAC1, 1, 2, sport, 80, 0);
+		struct pkt *p = guest_pkt(g, glen, "vm1", path_via("c_nsh", "ids1"), false);
+		uint32_t its, other;
+		spx_table_pairs(tab, flow_tuple_hash(&p->key), &its, &other);
+		enum drop_reason why = DROP_NONE;
+		if (its == spill) {
+			assert_int_equal(service_proxy_to_node(hc, tab, node("ids1"), p, now, &why), port("ids1p"));
+			filled++;
+		}
+		free(p);
+	}
+	assert_int_equal(filled, 8);
 	spx_table_stats(tab, &e0, &ev0, &m0);
 	for (int i = 0; i < 8; i++) {
 		const char *n = nodes[i & 1];
@@ -1177,6 +1239,7 @@ int main(void)
 		T(test_context_table),
 		T(test_nsh_same_flow_two_nodes),
 		T(test_one_flow_many_hops),
+		T(test_full_pair_spills),
 		T(test_pressure_keeps_exact_keys),
 		T(test_pressure_nat_recovers),
 		T(test_pushed_out_key_other_tenant),

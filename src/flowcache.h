@@ -18,12 +18,13 @@
  * less than half the time, the datapath skips it (no hash, probe or insert)
  * for FC_REST packets, then tries another window. (Judged per batch: no
  * cost per packet.) */
-#define FC_WINDOW 1024u
-#define FC_REST (64u * FC_WINDOW)
 #ifndef DETOUR_FLOWCACHE_H
 #define DETOUR_FLOWCACHE_H
 
 #include "conntrack.h"
+
+#define FC_WINDOW 1024u
+#define FC_REST (64u * FC_WINDOW)
 
 struct flowcache_entry {
 	uint32_t sig;       /* upper half of the key hash; 0 = empty */

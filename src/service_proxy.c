@@ -713,22 +713,26 @@ static inline void prefetch_set(const struct spx_table *t, uint32_t place, bool 
 /* A call on purpose: inlined into the datapath (at either call site) it
  * saved 67 instructions per chain packet and made the 1M-flow chain 10-30%
  * slower in interleaved runs. */
-void service_proxy_prefetch(const struct hostcfg *hc, const struct spx_table *t, uint16_t node, struct pkt *p)
+/* p's exact key at node (a node of this mode), kept in p for the calls
+ * that follow. */
+static inline struct spx_key keep_key(uint16_t node, enum svc_mode mode, struct pkt *p)
 {
-	struct spx_key k = key_at(pkt_tuple_hash(p), node, key_ctx((enum svc_mode)hc->node_mode[node], &p->md));
-	prefetch_set(t, k.place, false);
+	struct spx_key k = key_at(pkt_tuple_hash(p), node, key_ctx(mode, &p->md));
 	p->sp_hash = k.h;
 	p->sp_place = k.place;
+	return k;
+}
+
+void service_proxy_prefetch(const struct hostcfg *hc, const struct spx_table *t, uint16_t node, struct pkt *p)
+{
+	prefetch_set(t, keep_key(node, (enum svc_mode)hc->node_mode[node], p).place, false);
 }
 
 void service_proxy_prefetch_new(const struct hostcfg *hc, const struct spx_table *t, uint16_t node, struct pkt *p)
 {
 	enum svc_mode mode = (enum svc_mode)hc->node_mode[node];
-	if (!p->sp_hash) { /* its set is in cache (see the header): the key alone */
-		struct spx_key k = key_at(pkt_tuple_hash(p), node, key_ctx(mode, &p->md));
-		p->sp_hash = k.h;
-		p->sp_place = k.place;
-	}
+	if (!p->sp_hash) /* its set is in cache (see the header): the key alone */
+		keep_key(node, mode, p);
 	if (mode == SVC_MODE_L2)
 		return; /* a bridge does not rewrite addresses: no endpoint keys */
 	const struct spx_set *s = &t->sets[set_of(t, p->sp_place)];

@@ -727,13 +727,22 @@ static void flood(struct datapath *dp, struct pkt *p, uint32_t vni)
 
 static void stage_l2(struct datapath *dp, struct pkt **v, uint32_t n)
 {
+	/* the last lookup's answer: a vector's frames mostly go to a few
+	 * destinations (nothing learns while this stage runs) */
+	struct mac last_dst = {{0}};
+	uint32_t last_vni = 0; /* 0: none (no network has VNI 0) */
+	uint16_t last_out = PORT_NONE, last_host = 0;
 	for (uint32_t i = 0; i < n; i++) {
 		struct pkt *p = v[i];
 		uint32_t vni = p->key.vni;
 		struct mac dst;
 		memcpy(dst.b, p->data, 6);
-		uint16_t host = 0;
-		uint16_t out = mac_is_multicast(&dst) ? PORT_NONE : guest_plane_lookup(dp->gp, vni, &dst, &host);
+		uint16_t host = last_host, out = last_out;
+		if (vni != last_vni || !mac_eq(&dst, &last_dst)) {
+			host = 0;
+			out = mac_is_multicast(&dst) ? PORT_NONE : guest_plane_lookup(dp->gp, vni, &dst, &host);
+			last_vni = vni, last_dst = dst, last_out = out, last_host = host;
+		}
 		if (out == GP_REMOTE) {
 			if (p->flags & PKT_F_FROM_TUNNEL) { /* never back into the underlay */
 				dp_drop(dp, p, DROP_L2_HAIRPIN);

@@ -145,6 +145,49 @@ static void test_switching_no_rule(void **state)
 	assert_int_equal(memhost_delivered(mh, P3), 0);
 }
 
+/* Which frames of f[0..n) a guest port received (each compared whole):
+ * a bit per frame. */
+static unsigned received(uint16_t port, uint8_t (*f)[128], const uint32_t *len, int n)
+{
+	uint8_t out[PKT_DATA_ROOM];
+	unsigned got = 0;
+	size_t l;
+	while ((l = memhost_take(mh, port, out, sizeof(out))) != 0) {
+		int i = rd16(out + 34) - 3000; /* the TCP source port numbers the frames */
+		assert_true(i >= 0 && i < n);
+		assert_int_equal(l, len[i]);
+		assert_memory_equal(out, f[i], l);
+		assert_false(got & (1u << i)); /* once */
+		got |= 1u << i;
+	}
+	return got;
+}
+
+/* One burst to alternating destinations (the guest plane remembers the
+ * last lookup of a vector): each frame goes where its own MAC says. */
+static void test_switching_burst(void **state)
+{
+	(void)state;
+	static const uint8_t UNKNOWN[6] = {2, 0, 0, 0, 9, 9}, BCAST[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+	const uint8_t *to[9] = {MAC2, MAC3, MAC2, MAC2, UNKNOWN, MAC3, BCAST, BCAST, MAC2};
+	uint8_t f[9][128];
+	const uint8_t *fr[9];
+	uint32_t len[9];
+	for (int i = 0; i < 9; i++) {
+		len[i] = build(f[i], to[i], MAC1, 1, 2, IPPROTO_TCP, (uint16_t)(3000 + i), 8080, 0x10, 10);
+		fr[i] = f[i];
+	}
+	drain(P1);
+	drain(P2);
+	drain(P3);
+	assert_true(memhost_rx(mh, P1, fr, len, 9));
+	/* vm2: the four to it, the unknown and the two broadcasts flooded;
+	 * vm3: its two and the same three; nothing back to vm1 */
+	assert_int_equal(received(P2, f, len, 9), 1u << 0 | 1u << 2 | 1u << 3 | 1u << 4 | 1u << 6 | 1u << 7 | 1u << 8);
+	assert_int_equal(received(P3, f, len, 9), 1u << 1 | 1u << 4 | 1u << 5 | 1u << 6 | 1u << 7);
+	assert_int_equal(received(P1, f, len, 9), 0);
+}
+
 static void test_broadcast_floods(void **state)
 {
 	(void)state;
@@ -617,6 +660,7 @@ int main(void)
 		cmocka_unit_test(test_two_workers),
 		cmocka_unit_test(test_flow_cache),
 		cmocka_unit_test(test_switching_no_rule),
+		cmocka_unit_test(test_switching_burst),
 		cmocka_unit_test(test_broadcast_floods),
 		cmocka_unit_test(test_chain_both_directions),
 		cmocka_unit_test(test_snat_learned_at_home),

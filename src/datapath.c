@@ -711,14 +711,15 @@ static void flood(struct datapath *dp, struct pkt *p, uint32_t vni)
 		if (last != PORT_NONE) {
 			struct pkt *c = pkt_clone(dp->pool, p);
 			if (c)
-				emit(dp, last, c);
+				deliver_to_guest(dp, c, last);
 			else
 				dp->drops[DROP_POOL_EMPTY]++;
 		}
 		last = i;
 	}
+	/* each copy through its guest's ingress rules, as a unicast frame */
 	if (last != PORT_NONE)
-		emit(dp, last, p);
+		deliver_to_guest(dp, p, last);
 	else if (sent)
 		pkt_free(dp->pool, p); /* delivered to other hosts only */
 	else

@@ -206,6 +206,30 @@ static void test_broadcast_floods(void **state)
 	drain(P3);
 }
 
+/* A flooded IP frame (broadcast here) meets each receiving guest's ingress
+ * rules like a unicast one: vm3's `mirror` (udp in, copy) sends a copy
+ * through the tap chain; vm2 (no such rule) just gets it. */
+static void test_flood_classified_at_ingress(void **state)
+{
+	(void)state;
+	static const uint8_t BCAST[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+	uint8_t f[128];
+	uint32_t len = build(f, BCAST, MAC1, 1, 255, IPPROTO_UDP, 5000, 5353, 0, 20);
+	drain(P2);
+	drain(P3);
+	uint16_t ids1 = node("ids1"), ids2 = node("ids2");
+	uint64_t s1 = memhost_node_seen(mh, ids1), s2 = memhost_node_seen(mh, ids2);
+	uint64_t b2 = memhost_delivered(mh, P2), b3 = memhost_delivered(mh, P3);
+	send1(P1, f, len);
+	assert_int_equal(memhost_delivered(mh, P2), b2 + 1);
+	assert_int_equal(memhost_delivered(mh, P3), b3 + 1);
+	assert_int_equal(memhost_node_seen(mh, ids1) - s1 + memhost_node_seen(mh, ids2) - s2, 1);
+	uint8_t out[PKT_DATA_ROOM];
+	assert_int_equal(memhost_take(mh, P3, out, sizeof(out)), len);
+	assert_memory_equal(out, f, len);
+	drain(P2);
+}
+
 /* Which node of a service saw traffic since a snapshot. */
 static int seen_delta(const char *a, const char *b, uint64_t sa, uint64_t sb, uint64_t *da, uint64_t *db)
 {
@@ -662,6 +686,7 @@ int main(void)
 		cmocka_unit_test(test_switching_no_rule),
 		cmocka_unit_test(test_switching_burst),
 		cmocka_unit_test(test_broadcast_floods),
+		cmocka_unit_test(test_flood_classified_at_ingress),
 		cmocka_unit_test(test_chain_both_directions),
 		cmocka_unit_test(test_snat_learned_at_home),
 		cmocka_unit_test(test_skip_rule_wins),

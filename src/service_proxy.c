@@ -203,6 +203,15 @@ static inline struct spx_entry *find(struct spx_set *s, uint64_t h, uint32_t ts,
 	return NULL;
 }
 
+/* The live entry of hash h in the pair of set s, refreshed: in s, or in
+ * its partner when s was ever full; NULL if none (*had_empty: the last set
+ * read has a way never used, so no key went past it). */
+static inline struct spx_entry *find_pair(struct spx_table *t, uint32_t s, uint64_t h, uint32_t ts, bool *had_empty)
+{
+	struct spx_entry *e = find(&t->sets[s], h, ts, had_empty);
+	return e || *had_empty ? e : find(&t->sets[s ^ 1], h, ts, had_empty);
+}
+
 /* The first set of a place's other pair (never its own pair): from the
  * place's bits mixed, so that the places of one pair spill into different
  * pairs. */
@@ -217,10 +226,8 @@ static inline uint32_t alt_of(const struct spx_table *t, uint32_t place, uint32_
 static __attribute__((noinline)) struct spx_entry *lookup_alt(struct spx_table *t, struct spx_key k, uint32_t s,
 							     uint32_t ts)
 {
-	uint32_t a = alt_of(t, k.place, s);
 	bool empty;
-	struct spx_entry *e = find(&t->sets[a], k.h, ts, &empty);
-	return e || empty ? e : find(&t->sets[a ^ 1], k.h, ts, &empty);
+	return find_pair(t, alt_of(t, k.place, s), k.h, ts, &empty);
 }
 
 void spx_table_pairs(const struct spx_table *t, uint64_t tuple_hash, uint32_t *pair, uint32_t *spill)
@@ -242,10 +249,7 @@ static HOT_INLINE struct spx_entry *lookup(struct spx_table *t, struct spx_key k
 {
 	uint32_t s = set_of(t, k.place);
 	bool empty;
-	struct spx_entry *e = find(&t->sets[s], k.h, ts, &empty);
-	if (e || empty)
-		return e;
-	e = find(&t->sets[s ^ 1], k.h, ts, &empty);
+	struct spx_entry *e = find_pair(t, s, k.h, ts, &empty);
 	return e || empty ? e : lookup_alt(t, k, s, ts);
 }
 
@@ -367,12 +371,14 @@ static struct spx_entry *claim(struct spx_table *t, struct spx_key k, uint32_t t
 	}
 	/* the pair holds only live exact keys (an endpoint key: no free way
 	 * either): the place's other pair, if it gives way more easily */
-	bool spill = best < SPX_STALE_S || (endpoint && best != UINT32_MAX);
-	for (uint32_t a = alt_of(t, k.place, s), i = 0; spill && i < 2; i++) {
-		struct spx_entry *v3 = victim_of(&t->sets[a ^ i], ts, &other);
-		if (other > best) {
-			victim = v3;
-			best = other;
+	if (best < SPX_STALE_S || (endpoint && best != UINT32_MAX)) {
+		uint32_t a = alt_of(t, k.place, s);
+		for (uint32_t i = 0; i < 2; i++) {
+			struct spx_entry *v3 = victim_of(&t->sets[a ^ i], ts, &other);
+			if (other > best) {
+				victim = v3;
+				best = other;
+			}
 		}
 	}
 	if (endpoint && best < SPX_STALE_S)
@@ -710,9 +716,6 @@ static inline void prefetch_set(const struct spx_table *t, uint32_t place, bool 
 	}
 }
 
-/* A call on purpose: inlined into the datapath (at either call site) it
- * saved 67 instructions per chain packet and made the 1M-flow chain 10-30%
- * slower in interleaved runs. */
 /* p's exact key at node (a node of this mode), kept in p for the calls
  * that follow. */
 static inline struct spx_key keep_key(uint16_t node, enum svc_mode mode, struct pkt *p)
@@ -723,6 +726,9 @@ static inline struct spx_key keep_key(uint16_t node, enum svc_mode mode, struct 
 	return k;
 }
 
+/* A call on purpose: inlined into the datapath (at either call site) it
+ * saved 67 instructions per chain packet and made the 1M-flow chain 10-30%
+ * slower in interleaved runs. */
 void service_proxy_prefetch(const struct hostcfg *hc, const struct spx_table *t, uint16_t node, struct pkt *p)
 {
 	prefetch_set(t, keep_key(node, (enum svc_mode)hc->node_mode[node], p).place, false);

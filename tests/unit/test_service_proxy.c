@@ -992,6 +992,32 @@ static void test_one_flow_many_hops(void **state)
 	tab = saved;
 }
 
+/* The nsh node of key i (0..7) of a tuple: two nodes, two chains, both
+ * directions. */
+static const char *const NSH8_NODES[2] = {"ids1", "ids2"};
+
+/* Write vm1's state for tuple f at its eight nsh keys (NSH8_NODES) at time
+ * now; out, n and md (when not NULL) receive each frame sent to the node
+ * and its metadata. */
+static void nsh_eight_keys(const uint8_t *f, uint32_t len, uint64_t now, uint8_t (*out)[512], uint32_t *n,
+			   struct sp_meta *md)
+{
+	const char *chains[2] = {"c_nsh", "c_tap"};
+	for (int i = 0; i < 8; i++) {
+		const char *nm = NSH8_NODES[i & 1];
+		struct pkt *p = guest_pkt(f, len, "vm1", path_via(chains[(i >> 1) & 1], nm), i >> 2);
+		enum drop_reason why = DROP_NONE;
+		if (md)
+			md[i] = p->md;
+		assert_int_equal(service_proxy_to_node(hc, tab, node(nm), p, now, &why), node_port(nm));
+		if (out) {
+			memcpy(out[i], p->data, p->len);
+			n[i] = p->len;
+		}
+		free(p);
+	}
+}
+
 /* A pair of sets full of one tuple's live state (nine keys: r1's, and two
  * nsh nodes' on two chains both ways) spills into the place's other pair:
  * nothing is pushed out, and every return recovers its own state. (A
@@ -1002,23 +1028,13 @@ static void test_full_pair_spills(void **state)
 	struct spx_table *saved = tab;
 	tab = spx_table_create(1u << 16);
 	assert_non_null(tab);
-	const char *nodes[2] = {"ids1", "ids2"}, *chains[2] = {"c_nsh", "c_tap"};
 	uint8_t f[256], out[8][512];
 	uint32_t len = build_tcp(f, MAC2, MAC1, 1, 2, 48000, 80, 0), n[8];
 	struct sp_meta m3, md[8];
 	l3_to_node(f, len, "vm1", false, &m3);
-	for (int i = 0; i < 8; i++) {
-		const char *nm = nodes[i & 1];
-		struct pkt *p = guest_pkt(f, len, "vm1", path_via(chains[(i >> 1) & 1], nm), i >> 2);
-		md[i] = p->md;
-		enum drop_reason why = DROP_NONE;
-		assert_int_equal(service_proxy_to_node(hc, tab, node(nm), p, NOW, &why), node_port(nm));
-		memcpy(out[i], p->data, p->len);
-		n[i] = p->len;
-		free(p);
-	}
+	nsh_eight_keys(f, len, NOW, out, n, md);
 	for (int i = 0; i < 8; i++)
-		nsh_back_ok(nodes[i & 1], out[i], n[i], NOW + 1, &md[i]);
+		nsh_back_ok(NSH8_NODES[i & 1], out[i], n[i], NOW + 1, &md[i]);
 	struct sp_meta got;
 	assert_int_equal(ctx_flow_back(f, len, NOW + 1, &got), SPX_OK);
 	md_equal(&got, &m3);
@@ -1110,7 +1126,6 @@ static void test_pressure_nat_recovers(void **state)
  * now), r1's goes. */
 static void push_out_r1_key(const uint8_t *f, uint32_t len, uint64_t now)
 {
-	const char *nodes[2] = {"ids1", "ids2"}, *chains[2] = {"c_nsh", "c_tap"};
 	uint64_t e0, ev0, m0, e1, ev1, m1;
 	uint32_t pair, spill, filled = 0;
 	struct pkt *t = rx(f, len, 0);
@@ -1132,13 +1147,7 @@ static void push_out_r1_key(const uint8_t *f, uint32_t len, uint64_t now)
 	}
 	assert_int_equal(filled, 8);
 	spx_table_stats(tab, &e0, &ev0, &m0);
-	for (int i = 0; i < 8; i++) {
-		const char *n = nodes[i & 1];
-		struct pkt *p = guest_pkt(f, len, "vm1", path_via(chains[(i >> 1) & 1], n), i >> 2);
-		enum drop_reason why = DROP_NONE;
-		assert_int_equal(service_proxy_to_node(hc, tab, node(n), p, now, &why), node_port(n));
-		free(p);
-	}
+	nsh_eight_keys(f, len, now, NULL, NULL, NULL);
 	spx_table_stats(tab, &e1, &ev1, &m1);
 	assert_true(ev1 > ev0);
 }

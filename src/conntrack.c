@@ -5,8 +5,10 @@
  * Must not: select paths, look at packets beyond the key and TCP flags, or
  * lock (one table per worker).
  *
- * Layout: `entries` holds capacity struct conn; free entries form a LIFO
- * list threaded through their spi_fwd field. The index is a bucketized
+ * Layout: `entries` holds capacity struct conn (a cache line each); free
+ * entries form a LIFO list threaded through their last_seen_ms field. The
+ * packet counts' upper halves are apart (`pkts_hi`, written once per 2^32
+ * packets of a direction), out of the line packets touch. The index is a bucketized
  * cuckoo hash: capacity/2 buckets (rounded up) of 8 slots, one 64-byte
  * cache line each (8 x 32-bit signature, 8 x 32-bit reference), so 4 slots
  * per entry for its 2 keys: load <= 50%. A key hashes to two buckets
@@ -14,7 +16,8 @@
  * a free slot of either, else moves one occupant of the pair to its own
  * alternate bucket (one level of displacement, which at 50% load of 8-way
  * buckets practically never fails; if it does, insert reports full).
- * Memory per entry: sizeof(struct conn) + 32 bytes (conntrack_entry_bytes).
+ * Memory per entry: sizeof(struct conn) + 32 bytes of index + 8 of counts
+ * (conntrack_entry_bytes).
  *
  * Aging: conntrack_expire walks a cursor over `entries`, visiting at most
  * `budget` slots per call, and frees entries idle longer than their
@@ -27,6 +30,7 @@
 
 #define SLOTS 8
 #define NS 1000000000ULL
+#define MS 1000000ULL
 
 enum {
 	TCP_NONE = 0,     /* non-TCP */
@@ -56,11 +60,12 @@ struct bucket {
 
 struct conntrack {
 	struct conn *entries;
+	uint32_t *pkts_hi;     /* [capacity * 2]: entry * 2 + direction */
 	struct bucket *buckets;
 	uint32_t capacity, n_buckets;
 	uint32_t free_head;    /* UINT32_MAX: none */
 	uint32_t cursor;
-	uint64_t to_est, to_tcp, to_closing, to_udp, to_other;
+	uint32_t to_est, to_tcp, to_closing, to_udp, to_other; /* ms */
 	struct conntrack_stats st;
 };
 
@@ -69,11 +74,10 @@ _Static_assert(sizeof(struct bucket) == 64, "bucket is one cache line");
 size_t conntrack_entry_bytes(void)
 {
 	/* capacity/2 buckets per entry = 32 bytes of index */
-	return sizeof(struct conn) + sizeof(struct bucket) / 2;
+	return sizeof(struct conn) + sizeof(struct bucket) / 2 + 2 * sizeof(uint32_t);
 }
 
-_Static_assert(sizeof(struct conn) + sizeof(struct bucket) / 2 <= 256, "entry budget");
-_Static_assert(sizeof(struct conn) == 128, "an entry is two cache lines");
+_Static_assert(sizeof(struct conn) == 64, "an entry is one cache line");
 
 struct conntrack *conntrack_create(uint32_t capacity)
 {
@@ -88,20 +92,17 @@ struct conntrack *conntrack_create(uint32_t capacity)
 		ct->n_buckets = 2;
 	/* capacity 1 rounds up to 2 buckets: a few bytes over the budget */
 	ct->entries = hugemem_alloc((size_t)capacity * sizeof(struct conn));
+	ct->pkts_hi = hugemem_alloc((size_t)capacity * 2 * sizeof(uint32_t));
 	ct->buckets = hugemem_alloc((size_t)ct->n_buckets * sizeof(struct bucket));
-	if (!ct->entries || !ct->buckets) {
+	if (!ct->entries || !ct->pkts_hi || !ct->buckets) {
 		conntrack_destroy(ct);
 		return NULL;
 	}
 	memset(ct->buckets, 0, (size_t)ct->n_buckets * sizeof(struct bucket));
 	for (uint32_t i = 0; i < capacity; i++)
-		ct->entries[i].spi_fwd = i + 1 < capacity ? i + 1 : UINT32_MAX;
+		ct->entries[i].last_seen_ms = i + 1 < capacity ? i + 1 : UINT32_MAX;
 	ct->free_head = 0;
-	ct->to_est = 3600 * NS;
-	ct->to_tcp = 120 * NS;
-	ct->to_closing = 10 * NS;
-	ct->to_udp = 60 * NS;
-	ct->to_other = 30 * NS;
+	conntrack_set_timeouts(ct, 3600 * NS, 120 * NS, 60 * NS, 30 * NS);
 	ct->st.capacity = capacity;
 	return ct;
 }
@@ -111,21 +112,28 @@ void conntrack_destroy(struct conntrack *ct)
 	if (!ct)
 		return;
 	hugemem_free(ct->entries, (size_t)ct->capacity * sizeof(struct conn));
+	hugemem_free(ct->pkts_hi, (size_t)ct->capacity * 2 * sizeof(uint32_t));
 	hugemem_free(ct->buckets, (size_t)ct->n_buckets * sizeof(struct bucket));
 	free(ct);
 }
+
+static uint32_t timeout_ms(uint64_t ns) { return (uint32_t)(MIN(ns, CONNTRACK_TIMEOUT_MAX) / MS); }
+
+/* Milliseconds of a time in ns, modulo 2^32 (wraps every 49 days: idle
+ * times are differences, read as signed, and timeouts stay below 2^31 ms). */
+static inline uint32_t ms_of(uint64_t now_ns) { return (uint32_t)(now_ns / MS); }
 
 void conntrack_set_timeouts(struct conntrack *ct, uint64_t tcp_established, uint64_t tcp_other, uint64_t udp,
 			    uint64_t other)
 {
 	if (!ct)
 		return;
-	ct->to_est = tcp_established;
-	ct->to_tcp = tcp_other;
-	ct->to_udp = udp;
-	ct->to_other = other;
+	ct->to_est = timeout_ms(tcp_established);
+	ct->to_tcp = timeout_ms(tcp_other);
+	ct->to_udp = timeout_ms(udp);
+	ct->to_other = timeout_ms(other);
 	/* closing stays at its default, or shorter when tcp_other is */
-	ct->to_closing = MIN(10 * NS, tcp_other);
+	ct->to_closing = timeout_ms(MIN(10 * NS, tcp_other));
 }
 
 /* ---- index ---- */
@@ -289,12 +297,8 @@ struct conn *conntrack_lookup(struct conntrack *ct, const struct flow_key *k, in
 
 #define BATCH_CHUNK 64
 
-/* Both lines of an entry, for writing: its key and what the caller updates. */
-static void prefetch_conn(const struct conn *e)
-{
-	__builtin_prefetch(e, 1, 3);
-	__builtin_prefetch((const char *)e + 64, 1, 3);
-}
+/* An entry, for writing: its key and what the caller updates. */
+static void prefetch_conn(const struct conn *e) { __builtin_prefetch(e, 1, 3); }
 
 /* The first live slot of bucket bk with signature sig, as its ref (0:
  * none). A plain scan: the batch's buckets mostly hold the key, and the
@@ -368,7 +372,8 @@ static void free_entry(struct conntrack *ct, struct conn *c)
 {
 	uint32_t idx = (uint32_t)(c - ct->entries);
 	memset(c, 0, sizeof(*c));
-	c->spi_fwd = ct->free_head;
+	ct->pkts_hi[idx * 2] = ct->pkts_hi[idx * 2 + 1] = 0;
+	c->last_seen_ms = ct->free_head;
 	ct->free_head = idx;
 	ct->st.entries--;
 }
@@ -402,32 +407,27 @@ struct conn *conntrack_insert(struct conntrack *ct, const struct flow_key *k, ui
 	}
 	uint32_t idx = ct->free_head;
 	c = &ct->entries[idx];
-	uint32_t next = c->spi_fwd;
-	/* cleared a cache line at a time: one 128-byte memset compiles to a
-	 * slow-starting rep stos */
-	_Static_assert(sizeof(*c) == 128, "a connection is two cache lines");
-	memset(c, 0, 64);
-	memset((uint8_t *)c + 64, 0, 64);
+	uint32_t next = c->last_seen_ms;
+	memset(c, 0, sizeof(*c));
 	c->key = *k;
 	c->rzone = reverse_zone;
 	bool self = flow_key_eq(k, &rk);
 	if (!index_add(ct, hk, idx * 2 + 1)) {
-		c->spi_fwd = next;
+		c->last_seen_ms = next;
 		ct->st.insert_full++;
 		return NULL;
 	}
 	if (!self && !index_add(ct, hr, idx * 2 + 2)) {
 		index_del(ct, hk, idx * 2 + 1);
-		c->spi_fwd = next;
+		c->last_seen_ms = next;
 		ct->st.insert_full++;
 		return NULL;
 	}
 	ct->free_head = next;
 	c->flags = CF_USED | (self ? CF_SELF : 0);
 	c->tcp_state = k->proto == 6 ? TCP_NEW : TCP_NONE;
-	c->created_ns = now_ns;
-	c->last_seen_ns = now_ns;
-	c->chain = 0xffff;
+	c->last_seen_ms = ms_of(now_ns);
+	c->path = 0xffff;
 	c->rule = 0xffff;
 	ct->st.inserts++;
 	ct->st.entries++;
@@ -444,17 +444,22 @@ static bool conn_valid(const struct conntrack *ct, const struct conn *c)
 	return (p - base) % sizeof(*c) == 0 && (c->flags & CF_USED);
 }
 
-HOT_INLINE void conntrack_update(struct conntrack *ct, struct conn *c, int dir, uint8_t tcp_flags,
-				 uint32_t bytes, uint64_t now_ns)
+/* The upper half of a count whose lower half wrapped. */
+static __attribute__((noinline)) void carry(struct conntrack *ct, const struct conn *c, int dir)
 {
-	(void)ct;
+	ct->pkts_hi[(size_t)(c - ct->entries) * 2 + (unsigned)dir]++;
+}
+
+HOT_INLINE void conntrack_update(struct conntrack *ct, struct conn *c, int dir, uint8_t tcp_flags, uint64_t now_ns)
+{
 	if (!c || !(c->flags & CF_USED)) /* c comes from this table's lookup or insert */
 		return;
 	dir = dir ? 1 : 0;
-	if (now_ns > c->last_seen_ns)
-		c->last_seen_ns = now_ns;
-	c->pkts[dir]++;
-	c->bytes[dir] += bytes;
+	uint32_t ms = ms_of(now_ns);
+	if ((int32_t)(ms - c->last_seen_ms) > 0)
+		c->last_seen_ms = ms;
+	if (__builtin_expect(++c->pkts[dir] == 0, 0))
+		carry(ct, c, dir);
 	if (c->tcp_state == TCP_NONE)
 		return;
 
@@ -492,7 +497,7 @@ HOT_INLINE void conntrack_update(struct conntrack *ct, struct conn *c, int dir, 
 	}
 }
 
-static uint64_t conn_timeout(const struct conntrack *ct, const struct conn *c)
+static uint32_t conn_timeout(const struct conntrack *ct, const struct conn *c)
 {
 	switch (c->key.proto) {
 	case 6:
@@ -536,13 +541,14 @@ uint32_t conntrack_expire(struct conntrack *ct, uint64_t now_ns, uint32_t budget
 	if (!ct)
 		return 0;
 	budget = MIN(budget, ct->capacity);
+	uint32_t ms = ms_of(now_ns);
 	for (uint32_t i = 0; i < budget; i++) {
 		struct conn *c = &ct->entries[ct->cursor];
 		ct->cursor = ct->cursor + 1 < ct->capacity ? ct->cursor + 1 : 0;
 		if (!(c->flags & CF_USED))
 			continue;
-		uint64_t idle = now_ns > c->last_seen_ns ? now_ns - c->last_seen_ns : 0;
-		if (idle > conn_timeout(ct, c)) {
+		int32_t idle = (int32_t)(ms - c->last_seen_ms);
+		if (idle > (int32_t)conn_timeout(ct, c)) {
 			delete_entry(ct, c);
 			ct->st.expired++;
 			n++;
@@ -560,6 +566,18 @@ void conntrack_walk(struct conntrack *ct, bool (*fn)(struct conn *c, void *arg),
 		if ((c->flags & CF_USED) && !fn(c, arg))
 			return;
 	}
+}
+
+uint64_t conntrack_pkts(const struct conntrack *ct, const struct conn *c, int dir)
+{
+	dir = dir ? 1 : 0;
+	return (uint64_t)ct->pkts_hi[(size_t)(c - ct->entries) * 2 + (unsigned)dir] << 32 | c->pkts[dir];
+}
+
+uint64_t conntrack_idle_ns(const struct conn *c, uint64_t now_ns)
+{
+	int32_t idle = (int32_t)(ms_of(now_ns) - c->last_seen_ms);
+	return idle > 0 ? (uint64_t)idle * MS : 0;
 }
 
 void conntrack_get_stats(const struct conntrack *ct, struct conntrack_stats *st)

@@ -12,22 +12,22 @@
 
 /* A connection record, reached from either of its two keys. Only the
  * forward key is stored: the reverse is the same tuple swapped, under the
- * zone of the other end (rzone). Two cache lines, aligned. */
+ * zone of the other end (rzone). One cache line, aligned: all that a packet
+ * of an established flow reads or writes is in it (its key, path, state,
+ * last use, packet counts), so a table far larger than the caches costs
+ * one line per packet here. */
 struct conn {
 	struct flow_key key;      /* forward (as first seen) */
 	uint16_t rzone;           /* zone of the reverse key */
-	uint16_t path;            /* the caller's cache of the path index of spi_fwd (checked against it) */
-	uint32_t spi_fwd, spi_rev;
-	uint16_t chain;
-	uint16_t rule;
-	uint8_t action;           /* enum rule_action */
-	uint8_t fp;               /* enum fp_action applied by flow programming */
-	uint16_t skip_mask;       /* services to skip (bit per chain position) */
-	uint8_t tcp_state;        /* internal TCP tracking state */
-	uint8_t flags;
-	uint64_t last_seen_ns;
-	uint64_t created_ns;
-	uint64_t pkts[2], bytes[2];
+	uint16_t path;            /* index of the pinned path in the running configuration (the
+				   * datapath moves it when a reload renumbers the paths) */
+	uint16_t rule;            /* the rule that made it; CLS_NO_RULE for a NAT alias */
+	uint8_t action : 4;       /* enum rule_action */
+	uint8_t fp : 4;           /* enum fp_action applied by flow programming */
+	uint8_t tcp_state : 4;    /* internal TCP tracking state */
+	uint8_t flags : 4;
+	uint32_t last_seen_ms;    /* milliseconds, modulo 2^32: see conntrack_idle_ns */
+	uint32_t pkts[2];         /* per direction, low 32 bits: see conntrack_pkts */
 } __attribute__((aligned(64)));
 
 /* Is k the key of direction dir of c? */
@@ -75,15 +75,20 @@ struct conn *conntrack_insert(struct conntrack *ct, const struct flow_key *k, ui
 /* Update state on a packet of c in direction dir (TCP flags; 0 for non-TCP).
  * c is an entry this table's lookup or insert returned (it may have been
  * deleted since: nothing happens then). */
-void conntrack_update(struct conntrack *ct, struct conn *c, int dir, uint8_t tcp_flags, uint32_t bytes,
-		      uint64_t now_ns);
+void conntrack_update(struct conntrack *ct, struct conn *c, int dir, uint8_t tcp_flags, uint64_t now_ns);
+/* Packets seen in direction dir of c (all 64 bits). */
+uint64_t conntrack_pkts(const struct conntrack *ct, const struct conn *c, int dir);
+/* How long c has been idle at now_ns (whole milliseconds). */
+uint64_t conntrack_idle_ns(const struct conn *c, uint64_t now_ns);
 void conntrack_delete(struct conntrack *ct, struct conn *c);
 /* Age out: visits at most `budget` entries per call; returns entries expired. */
 uint32_t conntrack_expire(struct conntrack *ct, uint64_t now_ns, uint32_t budget);
 /* Walk all entries (control plane). Stops when fn returns false. */
 void conntrack_walk(struct conntrack *ct, bool (*fn)(struct conn *c, void *arg), void *arg);
 void conntrack_get_stats(const struct conntrack *ct, struct conntrack_stats *st);
-/* Idle timeouts, ns. */
+/* Idle timeouts, ns, kept in whole milliseconds, at most CONNTRACK_TIMEOUT_MAX
+ * (idle times are measured modulo 2^31 ms). */
+#define CONNTRACK_TIMEOUT_MAX (24ULL * 86400 * 1000000000)
 void conntrack_set_timeouts(struct conntrack *ct, uint64_t tcp_established, uint64_t tcp_other,
 			    uint64_t udp, uint64_t other);
 size_t conntrack_entry_bytes(void);

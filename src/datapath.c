@@ -289,13 +289,6 @@ static HOT_INLINE void steer(struct datapath *dp, struct pkt *p, uint16_t path_i
 		sp_forward(dp, frags[i]);
 }
 
-static uint16_t path_index(const struct hostcfg *hc, uint32_t spi)
-{
-	bool rev;
-	const struct path *p = path_by_spi(hc->ps, spi, &rev);
-	return p ? (uint16_t)(p - hc->ps->paths) : PATH_NONE;
-}
-
 /* Is p the reverse of a flow some rule at the opposite point steers? */
 static uint16_t reverse_rule(const struct datapath *dp, const struct pkt *p, uint16_t guest, bool ingress)
 {
@@ -315,7 +308,7 @@ static HOT_INLINE void classify_one(struct datapath *dp, struct pkt *p, struct c
 	uint8_t action;
 	bool reverse;
 	if (c) {
-		conntrack_update(dp->ct, c, dir, p->lay.tcp_flags, p->len, dp->now_ns);
+		conntrack_update(dp->ct, c, dir, p->lay.tcp_flags, dp->now_ns);
 		if (c->fp == FP_DROP) {
 			dp_drop(dp, p, DROP_FLOW_DROP);
 			return;
@@ -324,19 +317,16 @@ static HOT_INLINE void classify_one(struct datapath *dp, struct pkt *p, struct c
 			classify_pass(dp, p);
 			return;
 		}
-		path_idx = c->path;
-		if (path_idx >= hc->ps->n_paths || hc->ps->paths[path_idx].spi_fwd != c->spi_fwd)
-			path_idx = c->path = path_index(hc, c->spi_fwd);
-		if (path_idx == PATH_NONE || !hostcfg_path_live(hc, path_idx)) {
+		path_idx = c->path; /* of this configuration: dp_set_config renumbers */
+		if (path_idx >= hc->ps->n_paths || !hostcfg_path_live(hc, path_idx)) {
 			/* its path died: move the flow to a live path of its chain */
-			uint16_t chain = path_idx != PATH_NONE ? hc->ps->paths[path_idx].chain : c->chain;
-			path_idx = hostcfg_pick_path(hc, chain, flow_key_hash_sym(&p->key));
+			path_idx = path_idx < hc->ps->n_paths ? hostcfg_pick_path(hc, hc->ps->paths[path_idx].chain,
+										 flow_key_hash_sym(&p->key))
+							       : PATH_NONE;
 			if (path_idx == PATH_NONE) {
 				dp_drop(dp, p, DROP_RULE_BLOCK);
 				return;
 			}
-			c->spi_fwd = hc->ps->paths[path_idx].spi_fwd;
-			c->spi_rev = hc->ps->paths[path_idx].spi_rev;
 			c->path = path_idx;
 			dp->flows_repinned++;
 		}
@@ -367,13 +357,10 @@ static HOT_INLINE void classify_one(struct datapath *dp, struct pkt *p, struct c
 		if (!reverse) {
 			c = conntrack_insert(dp->ct, &p->key, (uint16_t)(guest * 2 + (ingress ? 0 : 1)), dp->now_ns);
 			if (c) {
-				c->spi_fwd = hc->ps->paths[path_idx].spi_fwd;
-				c->spi_rev = hc->ps->paths[path_idx].spi_rev;
 				c->path = path_idx;
-				c->chain = r->chain;
 				c->rule = rule;
 				c->action = action;
-				conntrack_update(dp->ct, c, 0, p->lay.tcp_flags, p->len, dp->now_ns);
+				conntrack_update(dp->ct, c, 0, p->lay.tcp_flags, dp->now_ns);
 			} else {
 				dp->ct_overflow = true;
 				dp->stateless_flows++;
@@ -620,10 +607,7 @@ static void learn_nat(struct datapath *dp, const struct pkt *p, uint16_t guest, 
 	struct conn *c = conntrack_insert(dp->ct, &k, (uint16_t)(guest * 2 + (ingress ? 0 : 1)), dp->now_ns);
 	if (!c)
 		return;
-	c->spi_fwd = path->spi_fwd;
-	c->spi_rev = path->spi_rev;
 	c->path = (uint16_t)(path - dp->hc->ps->paths);
-	c->chain = path->chain;
 	c->rule = CLS_NO_RULE;
 	c->action = RULE_REDIRECT;
 	dp->nat_aliases++;
@@ -936,9 +920,11 @@ static bool alloc_config_arrays(struct datapath *dp, struct hostcfg *hc)
 uint32_t dp_spx_capacity(uint32_t ct_capacity)
 {
 	/* one 32-byte entry per flow direction and node (three at routed and
-	 * nsh nodes, for NAT): two and a half per connection (with the
-	 * connection's 160 bytes, 1M in <= 256 MB), within bounds */
-	uint64_t want = 5 * (uint64_t)ct_capacity / 2;
+	 * nsh nodes, for NAT): four and a quarter per connection, within
+	 * bounds. With the connection's 104 bytes, 1M connections fit in 256
+	 * MB; the room keeps the sets of four ways from overflowing into their
+	 * partners (a second memory access) for most flows. */
+	uint64_t want = 17 * (uint64_t)ct_capacity / 4;
 	uint32_t cap = (uint32_t)(want < (1u << 16) ? (1u << 16) : want > (1u << 24) ? (1u << 24) : want);
 	return cap - cap % 64;
 }
@@ -986,17 +972,20 @@ struct remap_ctx {
 	bool more;
 };
 
+/* A connection keeps its path (the same SPI) and its rule (the same name)
+ * in the new configuration, renumbered; or is deleted. */
 static bool remap_conn(struct conn *c, void *arg)
 {
 	struct remap_ctx *r = arg;
-	bool rev;
-	const struct path *p = path_by_spi(r->new->ps, c->spi_fwd, &rev);
+	bool rev = true;
+	const struct path *p = NULL;
+	if (c->path < r->old->ps->n_paths)
+		p = path_by_spi(r->new->ps, r->old->ps->paths[c->path].spi_fwd, &rev);
 	uint16_t rule = c->rule < r->old->topo->n_rules ? r->rule_map[c->rule] : TOPO_NO_INDEX;
-	if (p && !rev && c->rule == CLS_NO_RULE) /* a NAT alias: kept with its path */
-		return true;
-	if (p && !rev && rule != TOPO_NO_INDEX) {
-		c->chain = p->chain;
-		c->rule = rule;
+	if (p && !rev && (c->rule == CLS_NO_RULE || rule != TOPO_NO_INDEX)) { /* no rule: a NAT alias */
+		c->path = (uint16_t)(p - r->new->ps->paths);
+		if (c->rule != CLS_NO_RULE)
+			c->rule = rule;
 		return true;
 	}
 	if (r->n_dead == ARRAY_SIZE(r->dead)) {

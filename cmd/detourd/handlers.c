@@ -300,6 +300,7 @@ static json_t *show_paths(void *ctx, json_t *args, char *err, size_t errlen)
 
 struct flows_ctx {
 	struct daemon *d;
+	const struct worker *w; /* whose table is walked */
 	json_t *a;
 	uint64_t now;
 };
@@ -315,9 +316,10 @@ static const char *zone_text(const struct hostcfg *hc, uint16_t zone, char *buf,
 static bool flow_row(struct conn *c, void *arg)
 {
 	struct flows_ctx *f = arg;
-	const struct hostcfg *hc = f->d->hc;
+	const struct hostcfg *hc = f->w->dp->hc; /* the configuration c->path is of */
 	if (json_array_size(f->a) >= 10000)
 		return false;
+	const struct path *p = c->path < hc->ps->n_paths ? &hc->ps->paths[c->path] : NULL;
 	char src[IPADDR_STRLEN], dst[IPADDR_STRLEN], at[64], s[80], t[80];
 	ipaddr_format(&c->key.src, src);
 	ipaddr_format(&c->key.dst, dst);
@@ -326,23 +328,25 @@ static bool flow_row(struct conn *c, void *arg)
 	json_array_append_new(
 		f->a, json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:i, s:I, s:I, s:f}", "proto", proto_name(c->key.proto),
 				"src", s, "dst", t, "at", zone_text(hc, c->key.zone, at, sizeof(at)), "chain",
-				c->chain < hc->topo->n_chains ? hc->topo->chains[c->chain].name : "?", "spi_fwd",
-				(int)c->spi_fwd, "spi_rev", (int)c->spi_rev, "pkts_fwd", (json_int_t)c->pkts[0],
-				"pkts_rev", (json_int_t)c->pkts[1], "idle_s",
-				(double)(f->now - c->last_seen_ns) / 1e9));
+				p ? hc->topo->chains[p->chain].name : "?", "spi_fwd", p ? (int)p->spi_fwd : 0, "spi_rev",
+				p ? (int)p->spi_rev : 0, "pkts_fwd", (json_int_t)conntrack_pkts(f->w->dp->ct, c, 0),
+				"pkts_rev", (json_int_t)conntrack_pkts(f->w->dp->ct, c, 1), "idle_s",
+				(double)conntrack_idle_ns(c, f->now) / 1e9));
 	return true;
 }
 
 static void flows_of(struct worker *w, void *arg)
 {
-	conntrack_walk(w->dp->ct, flow_row, arg);
+	struct flows_ctx *f = arg;
+	f->w = w;
+	conntrack_walk(w->dp->ct, flow_row, f);
 }
 
 static json_t *show_flows(void *ctx, json_t *args, char *err, size_t errlen)
 {
 	(void)args, (void)err, (void)errlen;
 	struct daemon *d = ctx;
-	struct flows_ctx f = {d, json_array(), now_ns()};
+	struct flows_ctx f = {d, NULL, json_array(), now_ns()};
 	daemon_on_workers(d, flows_of, &f);
 	return f.a;
 }
@@ -483,6 +487,7 @@ struct conn_lookup {
 	struct flow_key k;
 	bool found;
 	struct conn c; /* a copy: the worker may change or drop it */
+	uint32_t spi;  /* its path's forward SPI (0: none) */
 	int dir;
 };
 
@@ -493,6 +498,9 @@ static void lookup_conn(struct worker *w, void *arg)
 	if (c) {
 		l->found = true;
 		l->c = *c;
+		/* its path by SPI: the path index is of the worker's configuration */
+		const struct path_set *ps = w->dp->hc->ps;
+		l->spi = c->path < ps->n_paths ? ps->paths[c->path].spi_fwd : 0;
 	}
 }
 
@@ -524,7 +532,7 @@ static bool trace_point(struct daemon *d, json_t *lines, json_t *points, uint16_
 	bool reverse = false;
 	if (c) {
 		bool rev;
-		const struct path *p = path_by_spi(hc->ps, c->spi_fwd, &rev);
+		const struct path *p = path_by_spi(hc->ps, cl.spi, &rev);
 		path_idx = p ? (uint16_t)(p - hc->ps->paths) : PATH_NONE;
 		rule = c->rule;
 		reverse = dir == 1;

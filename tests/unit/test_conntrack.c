@@ -14,6 +14,7 @@
 #include "conntrack.h"
 
 #define S 1000000000ULL
+#define MS 1000000ULL /* idle times count in whole milliseconds */
 
 #define TH_FIN 0x01
 #define TH_SYN 0x02
@@ -45,8 +46,8 @@ static void test_insert_lookup(void **state)
 	struct flow_key k = mk(1, 6), r;
 	struct conn *c = conntrack_insert(ct, &k, 5, 1000);
 	assert_non_null(c);
-	c->spi_fwd = 10;
-	c->spi_rev = 11;
+	c->path = 10;
+	c->rule = 11;
 	assert_true(conn_key_eq(c, 0, &k));
 	flow_key_reverse(&k, &r);
 	r.zone = 5;
@@ -64,7 +65,8 @@ static void test_insert_lookup(void **state)
 	assert_ptr_equal(conntrack_insert(ct, &k, 5, 2000), c);
 	r.zone = 5;
 	assert_ptr_equal(conntrack_insert(ct, &r, 4, 2000), c);
-	assert_int_equal(c->spi_fwd, 10);
+	assert_int_equal(c->path, 10);
+	assert_int_equal(c->rule, 11);
 	struct conntrack_stats st = {0};
 	conntrack_get_stats(ct, &st);
 	assert_int_equal(st.entries, 1);
@@ -144,7 +146,7 @@ static void test_fill_large(void **state)
 
 static void tcp(struct conntrack *ct, struct conn *c, int dir, uint8_t flags, uint64_t now)
 {
-	conntrack_update(ct, c, dir, flags, 60, now);
+	conntrack_update(ct, c, dir, flags, now);
 }
 
 static bool alive(struct conntrack *ct, uint32_t id)
@@ -187,20 +189,19 @@ static void test_tcp_aging(void **state)
 	struct conn *c5 = conntrack_insert(ct, &k5, 5, 0);
 	tcp(ct, c5, 0, TH_ACK, 2);
 	tcp(ct, c5, 1, TH_FIN | TH_ACK, 2);
-	assert_int_equal(c5->pkts[0], 1);
-	assert_int_equal(c5->pkts[1], 1);
-	assert_int_equal(c5->bytes[1], 60);
+	assert_int_equal(conntrack_pkts(ct, c5, 0), 1);
+	assert_int_equal(conntrack_pkts(ct, c5, 1), 1);
 
 	assert_int_equal(conntrack_expire(ct, 2 + 10 * S - 1, 64), 0);
-	assert_int_equal(conntrack_expire(ct, 2 + 10 * S + 1, 64), 2); /* closing, reset */
+	assert_int_equal(conntrack_expire(ct, 2 + 10 * S + MS, 64), 2); /* closing, reset */
 	assert_true(alive(ct, 1) && alive(ct, 2) && !alive(ct, 3) && !alive(ct, 4) && alive(ct, 5));
 	assert_int_equal(conntrack_expire(ct, 2 + 120 * S - 1, 64), 0);
-	assert_int_equal(conntrack_expire(ct, 2 + 120 * S + 1, 64), 2); /* syn-sent, fin one way */
+	assert_int_equal(conntrack_expire(ct, 2 + 120 * S + MS, 64), 2); /* syn-sent, fin one way */
 	assert_true(alive(ct, 1) && !alive(ct, 2) && !alive(ct, 5));
 	/* established: refreshed by traffic, then idle for an hour */
 	tcp(ct, c1, 1, TH_ACK, 3000 * S);
 	assert_int_equal(conntrack_expire(ct, 6600 * S - 1, 64), 0);
-	assert_int_equal(conntrack_expire(ct, 6600 * S + 1, 64), 1);
+	assert_int_equal(conntrack_expire(ct, 6600 * S + MS, 64), 1);
 	assert_false(alive(ct, 1));
 	struct conntrack_stats st = {0};
 	conntrack_get_stats(ct, &st);
@@ -216,12 +217,12 @@ static void test_udp_other_aging(void **state)
 	struct flow_key ku = mk(1, 17), ki = mk(2, 1);
 	struct conn *cu = conntrack_insert(ct, &ku, 5, 0);
 	assert_non_null(conntrack_insert(ct, &ki, 5, 0));
-	conntrack_update(ct, cu, 1, 0, 100, 30 * S);
-	assert_int_equal(conntrack_expire(ct, 30 * S + 1, 16), 1); /* icmp after 30 s */
+	conntrack_update(ct, cu, 1, 0, 30 * S);
+	assert_int_equal(conntrack_expire(ct, 30 * S + MS, 16), 1); /* icmp after 30 s */
 	assert_false(alive(ct, 2));
 	assert_int_equal(conntrack_expire(ct, 90 * S - 1, 16), 0);
 	assert_true(alive(ct, 1));
-	assert_int_equal(conntrack_expire(ct, 90 * S + 1, 16), 1);
+	assert_int_equal(conntrack_expire(ct, 90 * S + MS, 16), 1);
 	assert_false(alive(ct, 1));
 	/* configurable timeouts; time going backwards never expires */
 	conntrack_set_timeouts(ct, 100 * S, 20 * S, 5 * S, 2 * S);
@@ -229,7 +230,41 @@ static void test_udp_other_aging(void **state)
 	assert_non_null(cu);
 	assert_int_equal(conntrack_expire(ct, 10 * S, 16), 0);
 	assert_int_equal(conntrack_expire(ct, 1004 * S, 16), 0);
-	assert_int_equal(conntrack_expire(ct, 1005 * S + 1, 16), 1);
+	assert_int_equal(conntrack_expire(ct, 1005 * S + MS, 16), 1);
+	/* milliseconds wrap at 2^32 (49.7 days): idle times still count */
+	const uint64_t wrap = (1ULL << 32) * MS;
+	cu = conntrack_insert(ct, &ku, 5, wrap - 2 * S);
+	assert_non_null(cu);
+	assert_int_equal(conntrack_idle_ns(cu, wrap + 2 * S), 4 * S);
+	assert_int_equal(conntrack_expire(ct, wrap + 3 * S - MS, 16), 0);
+	conntrack_update(ct, cu, 0, 0, wrap + 1 * S);
+	assert_int_equal(conntrack_idle_ns(cu, wrap + 2 * S), 1 * S);
+	assert_int_equal(conntrack_expire(ct, wrap + 6 * S, 16), 0);
+	assert_int_equal(conntrack_expire(ct, wrap + 6 * S + MS, 16), 1);
+	conntrack_destroy(ct);
+}
+
+/* Packet counts are 64-bit: the record keeps their lower halves (one cache
+ * line), the table carries into the upper ones; a reused entry starts at 0. */
+static void test_counts_carry(void **state)
+{
+	(void)state;
+	struct conntrack *ct = conntrack_create(16);
+	struct flow_key k = mk(1, 17), k2 = mk(2, 17);
+	struct conn *c = conntrack_insert(ct, &k, 5, 0);
+	assert_non_null(c);
+	c->pkts[1] = UINT32_MAX - 1; /* as if 2^32 - 2 packets had come back */
+	conntrack_update(ct, c, 1, 0, S);
+	assert_int_equal(conntrack_pkts(ct, c, 1), UINT32_MAX);
+	conntrack_update(ct, c, 1, 0, S);
+	assert_int_equal(conntrack_pkts(ct, c, 1), 1ULL << 32);
+	conntrack_update(ct, c, 1, 0, S);
+	assert_int_equal(conntrack_pkts(ct, c, 1), (1ULL << 32) + 1);
+	assert_int_equal(conntrack_pkts(ct, c, 0), 0);
+	conntrack_delete(ct, c);
+	struct conn *c2 = conntrack_insert(ct, &k2, 5, 2 * S);
+	assert_ptr_equal(c2, c); /* the freed entry, reused */
+	assert_int_equal(conntrack_pkts(ct, c2, 1), 0);
 	conntrack_destroy(ct);
 }
 
@@ -296,7 +331,7 @@ static bool walker(struct conn *c, void *arg)
 {
 	struct walk_arg *w = arg;
 	w->seen++;
-	w->id_sum += c->spi_fwd;
+	w->id_sum += c->rule;
 	return w->seen != w->stop_at;
 }
 
@@ -308,8 +343,8 @@ static void test_walk(void **state)
 	for (uint32_t i = 0; i < 30; i++) {
 		struct flow_key k = mk(i, 17);
 		struct conn *c = conntrack_insert(ct, &k, 5, 0);
-		c->spi_fwd = i * 2 + 2;
-		sum += c->spi_fwd;
+		c->rule = (uint16_t)(i * 2 + 2);
+		sum += c->rule;
 	}
 	struct walk_arg w = {0, 0, 0};
 	conntrack_walk(ct, walker, &w);
@@ -446,6 +481,7 @@ int main(void)
 		cmocka_unit_test(test_fill_large),
 		cmocka_unit_test(test_tcp_aging),
 		cmocka_unit_test(test_udp_other_aging),
+		cmocka_unit_test(test_counts_carry),
 		cmocka_unit_test(test_expire_budget),
 		cmocka_unit_test(test_delete_reuse),
 		cmocka_unit_test(test_walk),

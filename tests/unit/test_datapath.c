@@ -456,7 +456,9 @@ static void test_malformed_counted(void **state)
 }
 
 /* A reload that adds a node keeps established flows on their paths; new
- * flows use the new node too. */
+ * flows use the new node too. A reload that removes a node moves only its
+ * flows: the others keep their nodes although their paths are numbered
+ * anew (the connections hold path indexes, which the reload remaps). */
 static void test_reload_keeps_paths(void **state)
 {
 	(void)state;
@@ -471,31 +473,37 @@ static void test_reload_keeps_paths(void **state)
 		"  - name: ids\n"
 		"    mode: nsh\n"
 		"    nodes:\n"
-		"      - { name: ids1, host: h1, ports: [ids1p], mac: \"02:00:00:00:aa:01\" }\n"
+		"%s"
 		"      - { name: ids2, host: h1, ports: [ids2p], mac: \"02:00:00:00:aa:02\" }\n"
 		"%s"
 		"chains: [ { name: tap, services: [ids] } ]\n"
 		"rules:\n"
 		"  - { name: web, applied_to: [vm1], direction: egress, match: { proto: tcp }, action: redirect, chain: tap }\n";
-	char y1[4096], y2[4096];
-	snprintf(y1, sizeof(y1), base, "");
-	snprintf(y2, sizeof(y2), base, "      - { name: ids3, host: h1, ports: [ids3p], mac: \"02:00:00:00:aa:03\" }\n");
+	static const char *ids1 = "      - { name: ids1, host: h1, ports: [ids1p], mac: \"02:00:00:00:aa:01\" }\n";
+	static const char *ids3 = "      - { name: ids3, host: h1, ports: [ids3p], mac: \"02:00:00:00:aa:03\" }\n";
+	char y1[4096], y2[4096], y3[4096];
+	snprintf(y1, sizeof(y1), base, ids1, "");
+	snprintf(y2, sizeof(y2), base, ids1, ids3);
+	snprintf(y3, sizeof(y3), base, "", ids3);
 	struct memhost *m = memhost_create(y1, "h1", 4096);
 	assert_non_null(m);
 	uint16_t p1 = hostcfg_port_by_ifname(memhost_cfg(m), "vm1p");
 	enum { FLOWS = 64 };
-	char before[FLOWS][8];
+	char before[2][FLOWS][8]; /* the node of each flow of pass 0 and of pass 2 */
 	uint8_t f[1600];
 	const uint8_t *fr[1] = {f};
-	for (int pass = 0; pass < 3; pass++) {
+	int kept[4] = {0}; /* by the node's digit */
+	for (int pass = 0; pass < 5; pass++) {
 		if (pass == 1)
 			assert_true(memhost_reload(m, y2));
+		if (pass == 3)
+			assert_true(memhost_reload(m, y3));
 		const struct hostcfg *hc = memhost_cfg(m);
 		p1 = hostcfg_port_by_ifname(hc, "vm1p");
 		int on_new = 0;
 		for (int i = 0; i < FLOWS; i++) {
-			/* pass 2: new flows (other ports) after the reload */
-			uint16_t sport = (uint16_t)(pass == 2 ? 20000 + i : 10000 + i);
+			/* passes 2 and 4: new flows (other ports) after the first reload */
+			uint16_t sport = (uint16_t)(pass % 2 == 0 && pass ? 20000 + i : 10000 + i);
 			uint32_t len = build(f, MAC2, MAC1, 1, 2, IPPROTO_TCP, sport, 80, 0x10, 10);
 			uint64_t seen[3];
 			const char *names[3] = {"ids1", "ids2", "ids3"};
@@ -511,16 +519,22 @@ static void test_reload_keeps_paths(void **state)
 					who = names[k];
 			}
 			assert_non_null(who);
-			if (pass == 0)
-				snprintf(before[i], sizeof(before[i]), "%s", who);
-			else if (pass == 1)
-				assert_string_equal(who, before[i]); /* pinned flows kept their node */
-			else
+			char *was = before[pass % 2 == 0 && pass ? 1 : 0][i];
+			if (pass == 0 || pass == 2)
+				snprintf(was, sizeof(before[0][0]), "%s", who);
+			if (pass == 1)
+				assert_string_equal(who, was); /* pinned flows kept their node */
+			if (pass == 2)
 				on_new += !strcmp(who, "ids3");
+			if (pass >= 3 && strcmp(was, "ids1")) { /* ids1 is gone: its flows moved */
+				assert_string_equal(who, was);
+				kept[who[3] - '0']++;
+			}
 		}
 		if (pass == 2)
 			assert_true(on_new > 0); /* new flows do use the new node */
 	}
+	assert_true(kept[2] > 0 && kept[3] > 0); /* both renumbered paths had flows to keep */
 	memhost_destroy(m);
 }
 

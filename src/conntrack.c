@@ -8,10 +8,10 @@
  * Layout: `entries` holds capacity struct conn (a cache line each); free
  * entries form a LIFO list threaded through their last_seen_ms field. The
  * packet counts' upper halves are apart (`pkts_hi`, written once per 2^32
- * packets of a direction), out of the line packets touch. The index is a bucketized
- * cuckoo hash: capacity/2 buckets (rounded up) of 8 slots, one 64-byte
- * cache line each (8 x 32-bit signature, 8 x 32-bit reference), so 4 slots
- * per entry for its 2 keys: load <= 50%. A key hashes to two buckets
+ * packets of a direction), out of the line packets touch. The index is a
+ * bucketized cuckoo hash: capacity/2 buckets (rounded up) of 8 slots, one
+ * 64-byte cache line each (8 x 32-bit signature, 8 x 32-bit reference), so
+ * 4 slots per entry for its 2 keys: load <= 50%. A key hashes to two buckets
  * (fast-range of the low and high halves of flow_key_hash); insertion uses
  * a free slot of either, else moves one occupant of the pair to its own
  * alternate bucket (one level of displacement, which at 50% load of 8-way

@@ -85,6 +85,27 @@ check "detourctl show paths" ctl h1 show paths
 if grep -q inspect "$TMP/out"; then pass "show paths names the chain"; else fail "show paths does not name chain inspect"; show_out "$TMP/out"; fi
 check "detourctl show flows" ctl h1 show flows
 if grep -q inspect "$TMP/out"; then pass "show flows names the chain"; else fail "show flows does not name chain inspect"; show_out "$TMP/out"; fi
+# the HTTP connections' records: packets counted both ways, the pinned path's SPIs
+flows_counted() {
+	ctl h1 --json show flows | "$PY" -c '
+import json, sys
+rows = []
+def walk(o):
+    if isinstance(o, dict):
+        if "pkts_fwd" in o:
+            rows.append(o)
+        for v in o.values():
+            walk(v)
+    elif isinstance(o, list):
+        for v in o:
+            walk(v)
+walk(json.load(sys.stdin))
+ok = [r for r in rows if r["chain"] == "inspect" and r["dst"].endswith(":80") and r["pkts_fwd"] >= 1
+      and r["pkts_rev"] >= 1 and r["spi_fwd"] > 0 and r["spi_rev"] == r["spi_fwd"] + 1 and r["idle_s"] < 600]
+print(len(rows), "records,", len(ok), "to port 80 with packets both ways:", ok[:1])
+sys.exit(0 if ok else 1)'
+}
+check "show flows: an HTTP connection counts packets both ways on its path" flows_counted
 check "detourctl trace" ctl h1 trace vm1 "tcp 192.168.1.1:40000 > 192.168.1.2:80"
 if grep -q inspect "$TMP/out"; then pass "trace names the chain"; else fail "trace does not name chain inspect"; show_out "$TMP/out"; fi
 

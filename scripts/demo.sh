@@ -73,6 +73,8 @@ say "h1: detourctl trace A 'tcp 192.168.1.1:40000 > 192.168.1.2:80'"
 ctl h1 trace A "tcp 192.168.1.1:40000 > 192.168.1.2:80"
 say "h1: detourctl show paths"
 ctl h1 show paths
+say "h1: detourctl show flows (the connections pinned to the path)"
+ctl h1 show flows
 for h in $(hosts); do
 	say "$h: detourctl show tunnels"
 	ctl "$h" show tunnels

@@ -502,7 +502,7 @@ static void test_reload_keeps_paths(void **state)
 		p1 = hostcfg_port_by_ifname(hc, "vm1p");
 		int on_new = 0;
 		for (int i = 0; i < FLOWS; i++) {
-			/* passes 2 and 4: new flows (other ports) after the first reload */
+			/* passes 2 and 4: the flows begun after the first reload (other ports) */
 			uint16_t sport = (uint16_t)(pass % 2 == 0 && pass ? 20000 + i : 10000 + i);
 			uint32_t len = build(f, MAC2, MAC1, 1, 2, IPPROTO_TCP, sport, 80, 0x10, 10);
 			uint64_t seen[3];

@@ -580,6 +580,8 @@ uint64_t conntrack_idle_ns(const struct conn *c, uint64_t now_ns)
 	return idle > 0 ? (uint64_t)idle * MS : 0;
 }
 
+uint32_t conntrack_capacity(const struct conntrack *ct) { return ct ? ct->capacity : 0; }
+
 void conntrack_get_stats(const struct conntrack *ct, struct conntrack_stats *st)
 {
 	if (!ct || !st)

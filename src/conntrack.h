@@ -86,6 +86,8 @@ uint32_t conntrack_expire(struct conntrack *ct, uint64_t now_ns, uint32_t budget
 /* Walk all entries (control plane). Stops when fn returns false. */
 void conntrack_walk(struct conntrack *ct, bool (*fn)(struct conn *c, void *arg), void *arg);
 void conntrack_get_stats(const struct conntrack *ct, struct conntrack_stats *st);
+/* The number of entries the table holds at most (0 for NULL). */
+uint32_t conntrack_capacity(const struct conntrack *ct);
 /* Idle timeouts, ns, kept in whole milliseconds, at most CONNTRACK_TIMEOUT_MAX
  * (idle times are measured modulo 2^31 ms). */
 #define CONNTRACK_TIMEOUT_MAX (24ULL * 86400 * 1000000000)

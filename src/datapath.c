@@ -1023,9 +1023,17 @@ bool dp_set_config(struct datapath *dp, struct hostcfg *hc)
 void dp_tick(struct datapath *dp, uint64_t now_ns)
 {
 	dp->now_ns = now_ns;
-	conntrack_expire(dp->ct, now_ns, 1024);
+	/* the entries due since the last visit, in chunks of DP_SWEEP_MIN or
+	 * more (below that the time adds up); a long pause makes at most one
+	 * sweep's worth due, of which DP_SWEEP_MAX are visited now */
+	uint64_t dt = now_ns > dp->swept_ns ? MIN(now_ns - dp->swept_ns, DP_SWEEP_NS) : 0;
+	uint64_t due = dt * conntrack_capacity(dp->ct) / DP_SWEEP_NS;
+	if (due >= DP_SWEEP_MIN) {
+		conntrack_expire(dp->ct, now_ns, (uint32_t)MIN(due, DP_SWEEP_MAX));
+		dp->swept_ns = now_ns;
+	}
 	if (dp->ct_overflow) {
-		struct conntrack_stats st;
+		struct conntrack_stats st = {0};
 		conntrack_get_stats(dp->ct, &st);
 		if (st.entries < st.capacity / 10 * 9)
 			dp->ct_overflow = false;

@@ -75,6 +75,7 @@ struct datapath {
 	struct pkt_batch tun_out;
 	struct ipaddr tun_dst[BATCH_MAX];
 	uint64_t now_ns;
+	uint64_t swept_ns;      /* connection aging: the sweep has visited the entries due by then */
 	bool ct_overflow;       /* table was full: replies may be stateless */
 
 	uint16_t n_ports;
@@ -112,7 +113,13 @@ void dp_input(struct datapath *dp, uint16_t port, struct pkt **pkts, uint32_t n)
 void dp_input_handed(struct datapath *dp, struct pkt **pkts, uint32_t n);
 /* Hand all pending output batches to the tx callback. */
 void dp_flush(struct datapath *dp);
-/* Housekeeping: age connections (bounded work). */
+/* Housekeeping: age connections. The sweep over the connection table is
+ * paced by time (the whole table once per DP_SWEEP_NS), not by calls: a
+ * worker woken for every packet or two scans no more than one woken once
+ * in a while. Bounded work per call (DP_SWEEP_MAX entries). */
+#define DP_SWEEP_NS 1000000000ull
+#define DP_SWEEP_MIN 64
+#define DP_SWEEP_MAX 32768
 void dp_tick(struct datapath *dp, uint64_t now_ns);
 
 #endif

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "conntrack.h"
 #include "memhost.h"
 #include "sn_emul.h"
 #include "steer.h"
@@ -538,6 +539,53 @@ static void test_reload_keeps_paths(void **state)
 	memhost_destroy(m);
 }
 
+/* Connection aging is paced by time, not by calls: a first tick visits
+ * DP_SWEEP_MAX entries (a second's share of the table is due, more than
+ * that), a thousand ticks within a millisecond then visit a millisecond's
+ * share (one chunk of DP_SWEEP_MIN), and a tick a second later the rest.
+ * (Visiting a fixed number per tick, the thousand ticks swept the table
+ * many times: a worker woken for every packet spent a tenth of its time
+ * there.) */
+static void test_sweep_paced_by_time(void **state)
+{
+	(void)state;
+	enum { CAP = 65536, N = 40000, BURST = 64 };
+	const uint64_t S = 1000000000ull, US = 1000;
+	struct memhost *m = memhost_create(TOPO, "h1", CAP);
+	assert_non_null(m);
+	struct datapath *dp = memhost_dp(m);
+	uint16_t p1 = hostcfg_port_by_ifname(memhost_cfg(m), "vm1p");
+	static uint8_t f[BURST][128];
+	const uint8_t *fr[BURST];
+	uint32_t len[BURST];
+	dp->now_ns = 1 * S;
+	for (int base = 0; base < N; base += BURST) {
+		for (int i = 0; i < BURST; i++) { /* SYNs of N flows: entries 0..N-1, idle for 120 s */
+			int k = base + i;
+			len[i] = build(f[i], MAC2, MAC1, (uint8_t)(10 + k / 30000), 2, IPPROTO_TCP,
+				       (uint16_t)(1024 + k % 30000), 80, 0x02, 0);
+			fr[i] = f[i];
+		}
+		assert_true(memhost_rx(m, p1, fr, len, BURST));
+	}
+	struct conntrack_stats st = {0};
+	conntrack_get_stats(dp->ct, &st);
+	assert_int_equal(st.entries, N);
+	const uint64_t t = 200 * S; /* all of them past their timeout */
+	dp_tick(dp, t);
+	conntrack_get_stats(dp->ct, &st);
+	assert_int_equal(st.expired, DP_SWEEP_MAX);
+	for (int i = 0; i < 1000; i++)
+		dp_tick(dp, t + (uint64_t)i * US);
+	conntrack_get_stats(dp->ct, &st);
+	assert_int_equal(st.expired, DP_SWEEP_MAX + DP_SWEEP_MIN);
+	dp_tick(dp, t + S);
+	conntrack_get_stats(dp->ct, &st);
+	assert_int_equal(st.expired, N);
+	assert_int_equal(st.entries, 0);
+	memhost_destroy(m);
+}
+
 /* Rules at both ends: a reply leaving the other guest is a new flow at its
  * own egress point and, arriving, the reverse of the first flow; it walks
  * both chains and still arrives, through l2 and nsh nodes alike. */
@@ -709,6 +757,7 @@ int main(void)
 		cmocka_unit_test(test_failure_policy),
 		cmocka_unit_test(test_malformed_counted),
 		cmocka_unit_test(test_reload_keeps_paths),
+		cmocka_unit_test(test_sweep_paced_by_time),
 		cmocka_unit_test(test_rules_at_both_ends),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -123,6 +123,14 @@ static uint32_t timeout_ms(uint64_t ns) { return (uint32_t)(MIN(ns, CONNTRACK_TI
  * times are differences, read as signed, and timeouts stay below 2^31 ms). */
 static inline uint32_t ms_of(uint64_t now_ns) { return (uint32_t)(now_ns / MS); }
 
+/* How long c has been idle at ms (0 if it was used later: callers' clocks
+ * may be a little apart). */
+static inline uint32_t idle_ms(const struct conn *c, uint32_t ms)
+{
+	int32_t d = (int32_t)(ms - c->last_seen_ms);
+	return d > 0 ? (uint32_t)d : 0;
+}
+
 void conntrack_set_timeouts(struct conntrack *ct, uint64_t tcp_established, uint64_t tcp_other, uint64_t udp,
 			    uint64_t other)
 {
@@ -547,8 +555,7 @@ uint32_t conntrack_expire(struct conntrack *ct, uint64_t now_ns, uint32_t budget
 		ct->cursor = ct->cursor + 1 < ct->capacity ? ct->cursor + 1 : 0;
 		if (!(c->flags & CF_USED))
 			continue;
-		int32_t idle = (int32_t)(ms - c->last_seen_ms);
-		if (idle > (int32_t)conn_timeout(ct, c)) {
+		if (idle_ms(c, ms) > conn_timeout(ct, c)) {
 			delete_entry(ct, c);
 			ct->st.expired++;
 			n++;
@@ -576,8 +583,7 @@ uint64_t conntrack_pkts(const struct conntrack *ct, const struct conn *c, int di
 
 uint64_t conntrack_idle_ns(const struct conn *c, uint64_t now_ns)
 {
-	int32_t idle = (int32_t)(ms_of(now_ns) - c->last_seen_ms);
-	return idle > 0 ? (uint64_t)idle * MS : 0;
+	return (uint64_t)idle_ms(c, ms_of(now_ns)) * MS;
 }
 
 uint32_t conntrack_capacity(const struct conntrack *ct) { return ct ? ct->capacity : 0; }

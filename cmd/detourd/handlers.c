@@ -313,13 +313,21 @@ static const char *zone_text(const struct hostcfg *hc, uint16_t zone, char *buf,
 	return buf;
 }
 
+/* The path of connection c of worker w: its index is of the worker's
+ * configuration (read on the worker's thread). NULL if out of range. */
+static const struct path *conn_path(const struct worker *w, const struct conn *c)
+{
+	const struct path_set *ps = w->dp->hc->ps;
+	return c->path < ps->n_paths ? &ps->paths[c->path] : NULL;
+}
+
 static bool flow_row(struct conn *c, void *arg)
 {
 	struct flows_ctx *f = arg;
-	const struct hostcfg *hc = f->w->dp->hc; /* the configuration c->path is of */
+	const struct hostcfg *hc = f->w->dp->hc;
 	if (json_array_size(f->a) >= 10000)
 		return false;
-	const struct path *p = c->path < hc->ps->n_paths ? &hc->ps->paths[c->path] : NULL;
+	const struct path *p = conn_path(f->w, c);
 	char src[IPADDR_STRLEN], dst[IPADDR_STRLEN], at[64], s[80], t[80];
 	ipaddr_format(&c->key.src, src);
 	ipaddr_format(&c->key.dst, dst);
@@ -498,9 +506,8 @@ static void lookup_conn(struct worker *w, void *arg)
 	if (c) {
 		l->found = true;
 		l->c = *c;
-		/* its path by SPI: the path index is of the worker's configuration */
-		const struct path_set *ps = w->dp->hc->ps;
-		l->spi = c->path < ps->n_paths ? ps->paths[c->path].spi_fwd : 0;
+		const struct path *p = conn_path(w, c); /* passed on by SPI */
+		l->spi = p ? p->spi_fwd : 0;
 	}
 }
 

@@ -502,9 +502,9 @@ static void test_reload_keeps_paths(void **state)
 		const struct hostcfg *hc = memhost_cfg(m);
 		p1 = hostcfg_port_by_ifname(hc, "vm1p");
 		int on_new = 0;
+		int later = pass == 2 || pass == 4; /* the flows begun after the first reload (other ports) */
 		for (int i = 0; i < FLOWS; i++) {
-			/* passes 2 and 4: the flows begun after the first reload (other ports) */
-			uint16_t sport = (uint16_t)(pass % 2 == 0 && pass ? 20000 + i : 10000 + i);
+			uint16_t sport = (uint16_t)(later ? 20000 + i : 10000 + i);
 			uint32_t len = build(f, MAC2, MAC1, 1, 2, IPPROTO_TCP, sport, 80, 0x10, 10);
 			uint64_t seen[3];
 			const char *names[3] = {"ids1", "ids2", "ids3"};
@@ -520,7 +520,7 @@ static void test_reload_keeps_paths(void **state)
 					who = names[k];
 			}
 			assert_non_null(who);
-			char *was = before[pass % 2 == 0 && pass ? 1 : 0][i];
+			char *was = before[later][i];
 			if (pass == 0 || pass == 2)
 				snprintf(was, sizeof(before[0][0]), "%s", who);
 			if (pass == 1)

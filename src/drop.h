@@ -22,6 +22,7 @@
 	X(TCP_BAD_OFF, "TCP bad data offset")                                  \
 	X(UDP_TRUNC, "UDP header truncated")                                   \
 	X(UDP_BAD_LEN, "UDP bad length")                                       \
+	X(UDP_BAD_CSUM, "UDP checksum wrong")                                  \
 	X(ICMP_TRUNC, "ICMP header truncated")                                 \
 	X(NSH_TRUNC, "NSH truncated")                                          \
 	X(NSH_BAD_VER, "NSH bad version")                                      \
@@ -59,6 +60,7 @@
 	X(TX_FULL, "transmit queue full")                                      \
 	X(QUEUE_FULL, "engine stage queue full")                               \
 	X(NO_UNDERLAY, "another host is out of reach (no underlay)")           \
+	X(UL_NOT_GENEVE, "uplink frame that is not Geneve to this VTEP")       \
 	X(TX_ERROR, "transmit error")                                          \
 	X(TOO_BIG, "frame too big")                                            \
 	X(LOOP, "forwarding loop")

@@ -128,3 +128,109 @@ uint32_t tunnel_inner_mtu(uint32_t mtu, bool underlay_v6, size_t encap_len, size
 	uint64_t over = (uint64_t)(underlay_v6 ? TUNNEL_OUTER_V6 : TUNNEL_OUTER_V4) + encap_len + l2_len;
 	return mtu > over ? (uint32_t)(mtu - over) : 0;
 }
+
+/* ---- outer headers (AF_XDP uplink) ---- */
+
+enum drop_reason tunnel_outer_push(struct pkt *p, const struct tunnel_outer *o, uint16_t sport, uint16_t dport)
+{
+	bool v4 = ipaddr_is_v4(&o->dst);
+	size_t ip_len = v4 ? 20 : 40, hdr = ETH_HLEN + ip_len + 8;
+	size_t udp_len = (size_t)p->len + 8;
+	if (udp_len + (v4 ? ip_len : 0) > 0xffff || !make_headroom(p, hdr))
+		return DROP_TOO_BIG;
+	uint8_t *h = pkt_push(p, hdr);
+	if (!h)
+		return DROP_TOO_BIG;
+	memcpy(h, o->dst_mac, 6);
+	memcpy(h + 6, o->src_mac, 6);
+	wr16(h + 12, v4 ? ETH_P_IPV4 : ETH_P_IPV6);
+	uint8_t *ip = h + ETH_HLEN, *udp = ip + ip_len;
+	wr16(udp, sport);
+	wr16(udp + 2, dport);
+	wr16(udp + 4, (uint16_t)udp_len);
+	wr16(udp + 6, 0);
+	if (v4) {
+		ip[0] = 0x45;
+		ip[1] = 0;
+		wr16(ip + 2, (uint16_t)(ip_len + udp_len));
+		wr32(ip + 4, 0x4000); /* id 0, DF: never fragmented (RFC 6864) */
+		ip[8] = 64;
+		ip[9] = 17;
+		memcpy(ip + 12, o->src.b + 12, 4);
+		memcpy(ip + 16, o->dst.b + 12, 4);
+		ipv4_set_csum(ip);
+	} else {
+		wr32(ip, 0x60000000);
+		wr16(ip + 4, (uint16_t)udp_len);
+		ip[6] = 17;
+		ip[7] = 64;
+		memcpy(ip + 8, o->src.b, 16);
+		memcpy(ip + 24, o->dst.b, 16);
+		uint16_t c = csum_fold(csum_partial(udp, udp_len, csum_pseudo(h, ETH_HLEN, true, 17, udp_len)));
+		wr16(udp + 6, c ? c : 0xffff);
+	}
+	return DROP_NONE;
+}
+
+enum drop_reason tunnel_outer_pull(struct pkt *p, const struct ipaddr *vtep, uint16_t port, struct ipaddr *from)
+{
+	const uint8_t *f = p->data;
+	size_t len = p->len;
+	if (len < ETH_HLEN)
+		return DROP_ETH_TRUNC;
+	uint16_t type = rd16(f + 12);
+	const uint8_t *ip = f + ETH_HLEN;
+	size_t room = len - ETH_HLEN, ip_hl, ip_total;
+	struct ipaddr src;
+	if (type == ETH_P_IPV4) {
+		if (room < 20)
+			return DROP_IP4_TRUNC;
+		if (ip[0] >> 4 != 4)
+			return DROP_IP4_BAD_VER;
+		ip_hl = (size_t)(ip[0] & 0x0f) * 4;
+		if (ip_hl < 20 || ip_hl > room)
+			return DROP_IP4_BAD_IHL;
+		ip_total = rd16(ip + 2);
+		if (ip_total < ip_hl || ip_total > room)
+			return DROP_IP4_BAD_LEN;
+		if (csum_fold(csum_partial(ip, ip_hl, 0)) != 0)
+			return DROP_IP4_BAD_CSUM;
+		if (!ipaddr_is_v4(vtep) || memcmp(ip + 16, vtep->b + 12, 4) != 0 || ip[9] != 17 ||
+		    (rd16(ip + 6) & 0x3fff) != 0)
+			return DROP_UL_NOT_GENEVE;
+		ipaddr_from_v4(&src, ip + 12);
+	} else if (type == ETH_P_IPV6) {
+		if (room < 40)
+			return DROP_IP6_TRUNC;
+		if (ip[0] >> 4 != 6)
+			return DROP_IP6_BAD_VER;
+		ip_hl = 40;
+		ip_total = 40 + (size_t)rd16(ip + 4);
+		if (ip_total > room)
+			return DROP_IP6_BAD_LEN;
+		if (ipaddr_is_v4(vtep) || memcmp(ip + 24, vtep->b, 16) != 0 || ip[6] != 17)
+			return DROP_UL_NOT_GENEVE;
+		memcpy(src.b, ip + 8, 16);
+	} else {
+		return DROP_UL_NOT_GENEVE;
+	}
+	const uint8_t *udp = ip + ip_hl;
+	size_t udp_room = ip_total - ip_hl;
+	if (udp_room < 8)
+		return DROP_UDP_TRUNC;
+	size_t udp_len = rd16(udp + 4);
+	if (udp_len < 8 || udp_len > udp_room)
+		return DROP_UDP_BAD_LEN;
+	if (rd16(udp + 2) != port)
+		return DROP_UL_NOT_GENEVE;
+	uint16_t c = rd16(udp + 6);
+	bool v6 = type == ETH_P_IPV6;
+	if ((c || v6) &&
+	    (!c || csum_fold(csum_partial(udp, udp_len, csum_pseudo(f, ETH_HLEN, v6, 17, udp_len))) != 0))
+		return DROP_UDP_BAD_CSUM;
+	size_t off = (size_t)(udp - f) + 8;
+	pkt_pull(p, off);
+	p->len = (uint32_t)(udp_len - 8);
+	*from = src;
+	return DROP_NONE;
+}

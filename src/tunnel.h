@@ -5,9 +5,11 @@
  * Owns: building that payload in the headroom of a struct pkt (no copy of
  * the frame) and validating/stripping it on receive; the choice of the
  * outer UDP source port from a flow hash.
+ * Also the outer Ethernet/IP/UDP headers, for an underlay that sends and
+ * receives on an AF_XDP uplink itself (underlay.h); over its UDP sockets
+ * they are the kernel's.
  * Must not: do I/O, allocate, or know the topology (VNIs and the metadata
- * class are given by the caller). Outer IP/UDP headers are the kernel's
- * (see underlay.h). */
+ * class are given by the caller). */
 #ifndef DETOUR_TUNNEL_H
 #define DETOUR_TUNNEL_H
 
@@ -69,6 +71,34 @@ enum drop_reason tunnel_encap_guest(struct pkt *p, uint32_t vni);
  * PKT_F_HAS_MD is clear. The caller checks the VNI (service-plane VNI for
  * TUN_SERVICE, a known network for TUN_GUEST). */
 struct tunnel_rx tunnel_decap(struct pkt *p, uint16_t md_class);
+
+/* ---- outer headers (AF_XDP uplink) ---- */
+
+#define TUNNEL_ETH_OUTER_V4 (14 + TUNNEL_OUTER_V4)
+#define TUNNEL_ETH_OUTER_V6 (14 + TUNNEL_OUTER_V6)
+
+/* What a host puts around every Geneve payload it sends to one peer. */
+struct tunnel_outer {
+	uint8_t dst_mac[6], src_mac[6]; /* next hop, uplink */
+	struct ipaddr src, dst;         /* this VTEP, the peer's (same family) */
+};
+
+/* Push Ethernet + IPv4 or IPv6 + UDP (sport -> dport) in front of
+ * p->data..len, the Geneve payload. IPv4: DF, TTL 64, header checksum,
+ * UDP checksum 0 (RFC 8926 section 3.3); IPv6: hop limit 64, UDP checksum
+ * computed (a zero one is not allowed). DROP_TOO_BIG when the buffer cannot
+ * hold it or the IP packet would exceed 65535 bytes (p unchanged). */
+enum drop_reason tunnel_outer_push(struct pkt *p, const struct tunnel_outer *o, uint16_t sport, uint16_t dport);
+
+/* Receive: p->data..len is a frame from the uplink. It must be untagged
+ * Ethernet carrying IPv4 (version 4, IHL >= 5, header checksum right,
+ * total length within the frame, not a fragment) or IPv6 (payload length
+ * within the frame, next header UDP), addressed to vtep, with UDP to port
+ * (length within the IP packet, checksum right when not zero; zero is
+ * refused over IPv6). Ethernet padding after the IP packet is cut off. On
+ * DROP_NONE p->data..len is the UDP payload and *from the sender's
+ * address; on a drop reason p is unchanged. */
+enum drop_reason tunnel_outer_pull(struct pkt *p, const struct ipaddr *vtep, uint16_t port, struct ipaddr *from);
 
 /* UDP source port for a flow hash, in the ephemeral range 49152..65535
  * (RFC 8926 section 3.3: entropy for underlay ECMP). */

@@ -323,7 +323,7 @@ void ipv4_set_csum(uint8_t *hdr)
 	wr16(hdr + 10, csum_fold(csum_partial(hdr, ihl, 0)));
 }
 
-static uint32_t pseudo_sum(const uint8_t *f, size_t l3, bool v6, uint8_t proto, size_t l4len)
+uint32_t csum_pseudo(const uint8_t *f, size_t l3, bool v6, uint8_t proto, size_t l4len)
 {
 	uint32_t s;
 	if (v6) {
@@ -362,7 +362,7 @@ static bool l4_csum(uint8_t *f, size_t l3, size_t l4, size_t ip_end, bool v6, ui
 	if (l4len < at + 2)
 		return false;
 	wr16(f + l4 + at, 0);
-	uint32_t s = pseudo ? pseudo_sum(f, l3, v6, proto, l4len) : 0;
+	uint32_t s = pseudo ? csum_pseudo(f, l3, v6, proto, l4len) : 0;
 	uint16_t c = csum_fold(csum_partial(f + l4, l4len, s));
 	if (proto == IPPROTO_UDP_ && c == 0)
 		c = 0xffff;

@@ -38,6 +38,9 @@ enum drop_reason wire_parse_buf(const uint8_t *frame, size_t len, struct pkt_lay
 /* Internet checksum helpers (RFC 1071). */
 uint32_t csum_partial(const void *data, size_t len, uint32_t sum);
 uint16_t csum_fold(uint32_t sum);
+/* Sum of the pseudo-header of an L4 segment of l4len bytes with protocol
+ * proto, the IP header at f + l3 (IPv6 when v6). */
+uint32_t csum_pseudo(const uint8_t *f, size_t l3, bool v6, uint8_t proto, size_t l4len);
 /* Recompute IPv4 header checksum in place (hdr points at the IPv4 header). */
 void ipv4_set_csum(uint8_t *hdr);
 /* Compute and store the full TCP/UDP/ICMP/ICMPv6 checksum of a parsed

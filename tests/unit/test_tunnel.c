@@ -902,6 +902,191 @@ static void test_underlay_open_errors(void **state)
 	underlay_close(u);
 }
 
+/* ---- outer headers (AF_XDP uplink) ---- */
+
+static void outer_of(struct tunnel_outer *o, bool v6)
+{
+	memset(o, 0, sizeof(*o));
+	const uint8_t dm[6] = {2, 0, 0, 0, 0xf, 2}, sm[6] = {2, 0, 0, 0, 0xf, 1};
+	memcpy(o->dst_mac, dm, 6);
+	memcpy(o->src_mac, sm, 6);
+	assert_true(ipaddr_parse(v6 ? "fd00::1" : "10.0.0.1", &o->src));
+	assert_true(ipaddr_parse(v6 ? "fd00::2" : "10.0.0.2", &o->dst));
+}
+
+/* A Geneve guest payload of len bytes wrapped in outer headers. */
+static struct pkt *outer_frame(const struct tunnel_outer *o, size_t len, uint16_t sport)
+{
+	struct pkt *p = pkt_alloc(pool);
+	assert_non_null(p);
+	fill_frame(p, len, 3);
+	assert_int_equal(tunnel_encap_guest(p, 100), DROP_NONE);
+	assert_int_equal(tunnel_outer_push(p, o, sport, GENEVE_PORT), DROP_NONE);
+	return p;
+}
+
+static void outer_round_trip(bool v6)
+{
+	struct tunnel_outer o;
+	outer_of(&o, v6);
+	struct pkt *p = outer_frame(&o, 60, 50000);
+	size_t hdr = v6 ? TUNNEL_ETH_OUTER_V6 : TUNNEL_ETH_OUTER_V4;
+	assert_int_equal(p->len, hdr + GENEVE_BASE_LEN + 60);
+	assert_memory_equal(p->data, o.dst_mac, 6);
+	assert_memory_equal(p->data + 6, o.src_mac, 6);
+	assert_int_equal(rd16(p->data + 12), v6 ? ETH_P_IPV6 : ETH_P_IPV4);
+	const uint8_t *udp = p->data + hdr - 8;
+	assert_int_equal(rd16(udp), 50000);
+	assert_int_equal(rd16(udp + 2), GENEVE_PORT);
+	assert_int_equal(rd16(udp + 4), 8 + GENEVE_BASE_LEN + 60);
+	if (v6) {
+		assert_int_not_equal(rd16(udp + 6), 0);
+	} else {
+		assert_int_equal(rd16(udp + 6), 0);
+		assert_int_equal(csum_fold(csum_partial(p->data + 14, 20, 0)), 0);
+		assert_int_equal(rd16(p->data + 14 + 6), 0x4000); /* DF */
+	}
+	/* the peer receives it with Ethernet padding after the IP packet */
+	memset(p->data + p->len, 0, 6);
+	p->len += 6;
+	struct ipaddr from;
+	assert_int_equal(tunnel_outer_pull(p, &o.dst, GENEVE_PORT, &from), DROP_NONE);
+	assert_true(ipaddr_eq(&from, &o.src));
+	assert_int_equal(p->len, GENEVE_BASE_LEN + 60);
+	struct tunnel_rx rx = tunnel_decap(p, CLS);
+	assert_int_equal(rx.kind, TUN_GUEST);
+	assert_int_equal(rx.vni, 100);
+	assert_int_equal(p->len, 60);
+	pkt_free(pool, p);
+}
+
+static void test_outer_round_trip_v4(void **state)
+{
+	(void)state;
+	outer_round_trip(false);
+}
+
+static void test_outer_round_trip_v6(void **state)
+{
+	(void)state;
+	outer_round_trip(true);
+}
+
+/* Expect drop reason why for p after f changed a copy of it; p unchanged. */
+static void expect_outer_drop(const struct pkt *orig, const struct ipaddr *vtep, void (*f)(uint8_t *d, size_t *len),
+			      enum drop_reason why)
+{
+	struct pkt *p = pkt_alloc(pool);
+	assert_non_null(p);
+	size_t len = orig->len;
+	memcpy(p->data, orig->data, len);
+	f(p->data, &len);
+	p->len = (uint32_t)len;
+	uint8_t *d0 = p->data;
+	struct ipaddr from;
+	assert_int_equal(tunnel_outer_pull(p, vtep, GENEVE_PORT, &from), why);
+	assert_ptr_equal(p->data, d0);
+	assert_int_equal(p->len, len);
+	pkt_free(pool, p);
+}
+
+static void v4_csum(uint8_t *d)
+{
+	wr16(d + 14 + 10, 0);
+	ipv4_set_csum(d + 14);
+}
+static void m_vlan(uint8_t *d, size_t *len) { (void)len; wr16(d + 12, ETH_P_VLAN); }
+static void m_ver(uint8_t *d, size_t *len) { (void)len; d[14] = 0x55; v4_csum(d); }
+static void m_ihl(uint8_t *d, size_t *len) { (void)len; d[14] = 0x44; }
+static void m_totlen(uint8_t *d, size_t *len) { wr16(d + 16, (uint16_t)(*len - 14 + 1)); v4_csum(d); }
+static void m_ipcsum(uint8_t *d, size_t *len) { (void)len; d[14 + 10] ^= 1; }
+static void m_frag(uint8_t *d, size_t *len) { (void)len; wr16(d + 14 + 6, 0x2000); v4_csum(d); }
+static void m_offset(uint8_t *d, size_t *len) { (void)len; wr16(d + 14 + 6, 0x0001); v4_csum(d); }
+static void m_dst(uint8_t *d, size_t *len) { (void)len; d[14 + 19] ^= 1; v4_csum(d); }
+static void m_proto(uint8_t *d, size_t *len) { (void)len; d[14 + 9] = 6; v4_csum(d); }
+static void m_port(uint8_t *d, size_t *len) { (void)len; wr16(d + 34 + 2, 4789); }
+static void m_udplen(uint8_t *d, size_t *len) { wr16(d + 34 + 4, (uint16_t)(*len - 34 + 1)); }
+static void m_udpshort(uint8_t *d, size_t *len) { (void)len; wr16(d + 34 + 4, 7); }
+static void m_udpcsum(uint8_t *d, size_t *len) { (void)len; wr16(d + 34 + 6, 0x1234); }
+static void m_v6zero(uint8_t *d, size_t *len) { (void)len; wr16(d + 54 + 6, 0); }
+static void m_v6csum(uint8_t *d, size_t *len) { (void)len; d[*len - 1] ^= 0x40; }
+static void m_v6next(uint8_t *d, size_t *len) { (void)len; d[14 + 6] = 0; }
+static void m_v6plen(uint8_t *d, size_t *len) { wr16(d + 14 + 4, (uint16_t)(*len - 54 + 1)); }
+static void m_v6dst(uint8_t *d, size_t *len) { (void)len; d[14 + 39] ^= 1; }
+static void m_arp(uint8_t *d, size_t *len) { (void)len; wr16(d + 12, ETH_P_ARP); }
+
+static void test_outer_malformed(void **state)
+{
+	(void)state;
+	struct tunnel_outer o4, o6;
+	outer_of(&o4, false);
+	outer_of(&o6, true);
+	struct pkt *p4 = outer_frame(&o4, 60, 50001), *p6 = outer_frame(&o6, 60, 50001);
+	expect_outer_drop(p4, &o4.dst, m_vlan, DROP_UL_NOT_GENEVE);
+	expect_outer_drop(p4, &o4.dst, m_arp, DROP_UL_NOT_GENEVE);
+	expect_outer_drop(p4, &o4.dst, m_ver, DROP_IP4_BAD_VER);
+	expect_outer_drop(p4, &o4.dst, m_ihl, DROP_IP4_BAD_IHL);
+	expect_outer_drop(p4, &o4.dst, m_totlen, DROP_IP4_BAD_LEN);
+	expect_outer_drop(p4, &o4.dst, m_ipcsum, DROP_IP4_BAD_CSUM);
+	expect_outer_drop(p4, &o4.dst, m_frag, DROP_UL_NOT_GENEVE);
+	expect_outer_drop(p4, &o4.dst, m_offset, DROP_UL_NOT_GENEVE);
+	expect_outer_drop(p4, &o4.dst, m_dst, DROP_UL_NOT_GENEVE);
+	expect_outer_drop(p4, &o4.dst, m_proto, DROP_UL_NOT_GENEVE);
+	expect_outer_drop(p4, &o4.dst, m_port, DROP_UL_NOT_GENEVE);
+	expect_outer_drop(p4, &o4.dst, m_udplen, DROP_UDP_BAD_LEN);
+	expect_outer_drop(p4, &o4.dst, m_udpshort, DROP_UDP_BAD_LEN);
+	expect_outer_drop(p4, &o4.dst, m_udpcsum, DROP_UDP_BAD_CSUM);
+	expect_outer_drop(p4, &o6.dst, m_port, DROP_UL_NOT_GENEVE); /* an IPv4 frame to an IPv6 VTEP */
+	expect_outer_drop(p6, &o6.dst, m_v6zero, DROP_UDP_BAD_CSUM);
+	expect_outer_drop(p6, &o6.dst, m_v6csum, DROP_UDP_BAD_CSUM);
+	expect_outer_drop(p6, &o6.dst, m_v6next, DROP_UL_NOT_GENEVE);
+	expect_outer_drop(p6, &o6.dst, m_v6plen, DROP_IP6_BAD_LEN);
+	expect_outer_drop(p6, &o6.dst, m_v6dst, DROP_UL_NOT_GENEVE);
+	/* a correct non-zero UDP checksum over IPv4 is accepted */
+	struct pkt *q = pkt_alloc(pool);
+	assert_non_null(q);
+	memcpy(q->data, p4->data, p4->len);
+	q->len = p4->len;
+	uint8_t *udp = q->data + 34;
+	size_t ul = rd16(udp + 4);
+	uint16_t c = csum_fold(csum_partial(udp, ul, csum_pseudo(q->data, 14, false, 17, ul)));
+	wr16(udp + 6, c ? c : 0xffff);
+	struct ipaddr from;
+	assert_int_equal(tunnel_outer_pull(q, &o4.dst, GENEVE_PORT, &from), DROP_NONE);
+	pkt_free(pool, q);
+	/* every truncation is refused, never read past */
+	for (int v = 0; v < 2; v++) {
+		struct pkt *src = v ? p6 : p4;
+		for (uint32_t len = 0; len < src->len; len++) {
+			struct pkt *t = pkt_alloc(pool);
+			assert_non_null(t);
+			memcpy(t->data, src->data, len);
+			t->len = len;
+			assert_int_not_equal(tunnel_outer_pull(t, v ? &o6.dst : &o4.dst, GENEVE_PORT, &from), DROP_NONE);
+			pkt_free(pool, t);
+		}
+	}
+	pkt_free(pool, p4);
+	pkt_free(pool, p6);
+}
+
+static void test_outer_too_big(void **state)
+{
+	(void)state;
+	struct tunnel_outer o;
+	outer_of(&o, false);
+	struct pkt *p = pkt_alloc(pool);
+	assert_non_null(p);
+	/* a frame filling the whole buffer has no room for the headers */
+	p->data = p->buf;
+	fill_frame(p, sizeof(p->buf) - 10, 1);
+	uint8_t *d0 = p->data;
+	assert_int_equal(tunnel_outer_push(p, &o, 50000, GENEVE_PORT), DROP_TOO_BIG);
+	assert_ptr_equal(p->data, d0);
+	assert_int_equal(p->len, sizeof(p->buf) - 10);
+	pkt_free(pool, p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -916,6 +1101,10 @@ int main(void)
 		cmocka_unit_test(test_encap_headroom),
 		cmocka_unit_test(test_src_port),
 		cmocka_unit_test(test_inner_mtu),
+		cmocka_unit_test(test_outer_round_trip_v4),
+		cmocka_unit_test(test_outer_round_trip_v6),
+		cmocka_unit_test(test_outer_malformed),
+		cmocka_unit_test(test_outer_too_big),
 		cmocka_unit_test(test_underlay_v4),
 		cmocka_unit_test(test_underlay_v6),
 		cmocka_unit_test(test_underlay_spreading),

@@ -50,6 +50,11 @@ struct io_opts {
 				   * q % N == xdp_worker and transmits through its own socket
 				   * (its first bound queue); one port per worker shares the
 				   * interface's XDP program */
+	bool xdp_geneve;          /* the underlay uplink: redirect only unfragmented UDP to
+				   * xdp_geneve_to:xdp_geneve_port (the VTEP); the kernel keeps
+				   * everything else (ARP, ND, the host's own traffic) */
+	uint16_t xdp_geneve_port;
+	struct ipaddr xdp_geneve_to;
 };
 
 #define IO_XDP_MODE_AUTO 0    /* native (driver) mode, else generic (SKB) mode */

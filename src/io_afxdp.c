@@ -13,7 +13,8 @@
  * path: no lock, no shared ring or counter.
  *
  * The XDP program (bpf/xsk_redirect.c, compiled and embedded at build
- * time) redirects each queue to its socket through an XSKMAP sized to
+ * time; for the underlay uplink, xdp_geneve, its variant that takes only
+ * Geneve to the VTEP) redirects each queue to its socket through an XSKMAP sized to
  * every queue of the interface. A process-wide registry (mutex, taken on
  * open and close only) keeps one loaded program, XSKMAP and BPF link per
  * interface (network namespace + ifindex) with a count of the ports using
@@ -111,6 +112,9 @@ struct xdp_iface {
 	uint32_t refs;           /* ports holding it */
 	uint16_t workers;        /* 0: one port owns the interface */
 	bool generic;
+	bool geneve;             /* xsk_geneve with geneve_to/geneve_port, else xsk_redirect */
+	uint16_t geneve_port;
+	struct ipaddr geneve_to;
 	bool listed;             /* in the registry (false once its interface is gone) */
 	uint8_t *taken;          /* [workers]: worker ports open */
 };
@@ -438,6 +442,21 @@ static int prog_load(struct xdp_iface *f, const char *ifname, char *err, size_t 
 		set_err(err, errlen, "%s: XDP program has no XSKMAP", ifname);
 		return -1;
 	}
+	if (f->geneve) {
+		/* struct geneve_to of the program: address, port (network order), v4 */
+		uint8_t v[20];
+		uint32_t key = 0;
+		uint16_t port = htons(f->geneve_port), v4 = ipaddr_is_v4(&f->geneve_to);
+		memcpy(v, f->geneve_to.b, 16);
+		memcpy(v + 16, &port, 2);
+		memcpy(v + 18, &v4, 2);
+		struct bpf_map *g = bpf_object__find_map_by_name(f->obj, "geneve_to");
+		if (!g || bpf_map__value_size(g) != sizeof(v) ||
+		    bpf_map_update_elem(bpf_map__fd(g), &key, v, 0) != 0) {
+			set_err(err, errlen, "%s: XDP program: cannot set the Geneve address", ifname);
+			return -1;
+		}
+	}
 	return 0;
 #else
 	(void)f;
@@ -448,7 +467,7 @@ static int prog_load(struct xdp_iface *f, const char *ifname, char *err, size_t 
 
 static int prog_attach(struct xdp_iface *f, const char *ifname, uint8_t mode, char *err, size_t errlen)
 {
-	struct bpf_program *prog = bpf_object__find_program_by_name(f->obj, "xsk_redirect");
+	struct bpf_program *prog = bpf_object__find_program_by_name(f->obj, f->geneve ? "xsk_geneve" : "xsk_redirect");
 	int pfd = prog ? bpf_program__fd(prog) : -1;
 	if (pfd < 0) {
 		set_err(err, errlen, "%s: XDP program not found in the object", ifname);
@@ -478,12 +497,13 @@ fail:
 }
 
 /* Take a reference on the program of x's interface for the port of worker
- * `worker` of `workers` (0/0: the only port): the one attached by an
- * earlier port of this process, else a new one (XSKMAP of map_size
- * entries) attached in `mode`. 0, or -1 with err set. */
-static int iface_get(struct xdp_port *x, uint16_t worker, uint16_t workers, uint8_t mode, uint32_t map_size,
-		     char *err, size_t errlen)
+ * o->xdp_worker of o->xdp_workers (0/0: the only port): the one attached by
+ * an earlier port of this process (with the same Geneve filter), else a new
+ * one (XSKMAP of map_size entries) attached in o->xdp_mode. 0, or -1 with
+ * err set. */
+static int iface_get(struct xdp_port *x, const struct io_opts *o, uint32_t map_size, char *err, size_t errlen)
 {
+	uint16_t worker = o->xdp_worker, workers = o->xdp_workers;
 	const char *ifname = x->port.name;
 	uint64_t nd, ni;
 	netns_id(&nd, &ni);
@@ -513,6 +533,11 @@ static int iface_get(struct xdp_port *x, uint16_t worker, uint16_t workers, uint
 			       workers);
 			goto fail;
 		}
+		if (f->geneve != o->xdp_geneve || (o->xdp_geneve && (f->geneve_port != o->xdp_geneve_port ||
+								       !ipaddr_eq(&f->geneve_to, &o->xdp_geneve_to)))) {
+			set_err(err, errlen, "%s: the AF_XDP ports of the workers filter differently", ifname);
+			goto fail;
+		}
 		if (f->taken[worker]) {
 			set_err(err, errlen, "%s: the AF_XDP port of worker %u is already open", ifname, worker);
 			goto fail;
@@ -530,7 +555,10 @@ static int iface_get(struct xdp_port *x, uint16_t worker, uint16_t workers, uint
 		f->map_size = map_size;
 		f->workers = workers;
 		f->map_fd = f->link_fd = -1;
-		if (prog_load(f, ifname, err, errlen) < 0 || prog_attach(f, ifname, mode, err, errlen) < 0) {
+		f->geneve = o->xdp_geneve;
+		f->geneve_port = o->xdp_geneve_port;
+		f->geneve_to = o->xdp_geneve_to;
+		if (prog_load(f, ifname, err, errlen) < 0 || prog_attach(f, ifname, o->xdp_mode, err, errlen) < 0) {
 			iface_free(f);
 			goto fail;
 		}
@@ -804,7 +832,7 @@ struct io_port *io_open_afxdp(const char *ifname, const struct io_opts *o, char 
 			qids[nq++] = q;
 	}
 	uint32_t map_size = MAX(ifq, qids[nq - 1] + 1);
-	if (iface_get(x, o->xdp_worker, workers, o->xdp_mode, map_size, err, errlen) < 0 ||
+	if (iface_get(x, o, map_size, err, errlen) < 0 ||
 	    xsk_setup(x, ifname, frames, qids, nq, err, errlen) < 0 || iface_map(x, err, errlen) < 0)
 		goto fail;
 	if (!o->no_promisc) {

@@ -548,15 +548,15 @@ static void parse_hosts(struct ctx *c, yaml_node_t *list)
 		c->oom = true;
 		return;
 	}
-	static const char *const keys[] = {"name", "vtep", "mtu", "io"};
+	static const char *const keys[] = {"name", "vtep", "mtu", "io", "uplink"};
 	for (size_t i = 0; i < n; i++) {
 		yaml_node_t *m = list_item(c, list, i);
 		if (!check_map(c, m, "host", i))
 			continue;
 		struct label l;
 		make_label(&l, "host", peek_name(c, m), i);
-		yaml_node_t *v[4];
-		get_fields(c, m, l.s, keys, 4, v);
+		yaml_node_t *v[5];
+		get_fields(c, m, l.s, keys, 5, v);
 		struct topo_host h = {.mtu = 1500, .line = node_line(m)};
 		bool ok = true;
 		if (v[3] && !get_io(c, v[3], l.s, &h.io))
@@ -609,10 +609,16 @@ static void parse_hosts(struct ctx *c, yaml_node_t *list)
 			else
 				ok = false;
 		}
+		if (v[4] && !get_ifname(c, v[4], l.s, "uplink", h.uplink))
+			ok = false;
 		/* Keep even a broken host with a usable name, so that references
 		 * to it do not also report "unknown host". */
-		if (ok || h.name[0])
+		if (ok || h.name[0]) {
 			t->hosts[t->n_hosts++] = h;
+			if (h.uplink[0])
+				check_if_unique(c, (uint16_t)(t->n_hosts - 1), h.uplink, "uplink of host", h.name,
+						node_line(v[4]));
+		}
 	}
 }
 

@@ -28,6 +28,9 @@ struct topo_host {
 	struct ipaddr vtep;
 	uint16_t mtu;        /* default 1500 */
 	enum port_io io;     /* default for this host's ports */
+	char uplink[TOPO_IFNAME_MAX]; /* "": none. The interface that holds the VTEP
+				       * address: Geneve sent and received on it with
+				       * AF_XDP (underlay.h) */
 	int line;
 };
 

@@ -1,21 +1,27 @@
-/* underlay.c - UDP sockets of a host's VTEP: batched receive into pool
- * buffers, batched send spread over source ports by flow hash, the VTEP
- * allow-list and per-VTEP counters.
+/* underlay.c - UDP sockets of a host's VTEP, and optionally an AF_XDP
+ * uplink: batched receive into pool buffers, batched send (spread over
+ * source ports by flow hash), the VTEP allow-list and per-VTEP counters.
  *
- * Owns: its sockets, peer table and counters.
- * Must not: parse payloads or allocate on the packet path (the peer table
- * is allocated by underlay_set_peers only). */
+ * Owns: its sockets, uplink port, peer table and counters.
+ * Must not: parse the Geneve payload (tunnel.h does, and the outer headers
+ * on the uplink), resolve next hops (the caller publishes them), or
+ * allocate on the packet path (the peer table is allocated by
+ * underlay_set_peers only). */
 #include "underlay.h"
 #include "steer_bpf.h"
 
 #include <errno.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "flow.h"
+#include "io.h"
+#include "tunnel.h"
 
 struct peer_slot {
 	uint32_t idx; /* index into peers + 1; 0 = empty */
@@ -34,6 +40,11 @@ struct underlay {
 	struct underlay_peer_stats *peers;
 	uint32_t slot_mask; /* table size - 1; table NULL when no peers */
 	struct peer_slot *slots;
+	const _Atomic uint64_t *nh; /* next-hop words (underlay_set_peers), or NULL */
+	uint32_t *nh_idx;   /* [n_peers]: index into nh of peers[i] */
+	struct io_port *up; /* the AF_XDP uplink, or NULL */
+	uint8_t up_mac[6];
+	uint16_t up_mtu;    /* largest IP packet the uplink carries */
 };
 
 static socklen_t to_sockaddr(const struct ipaddr *a, uint16_t port, bool v6, struct sockaddr_storage *ss)
@@ -190,7 +201,9 @@ void underlay_close(struct underlay *u)
 	for (int i = 0; i < UNDERLAY_TX_SOCKS; i++)
 		if (u->tx_fd[i] >= 0)
 			close(u->tx_fd[i]);
+	io_close(u->up);
 	free(u->peers);
+	free(u->nh_idx);
 	free(u->slots);
 	free(u);
 }
@@ -216,7 +229,8 @@ static struct underlay_peer_stats *find_peer(const struct underlay *u, const str
 	}
 }
 
-bool underlay_set_peers(struct underlay *u, const struct ipaddr *vteps, uint32_t n, char *err, size_t errlen)
+bool underlay_set_peers(struct underlay *u, const struct ipaddr *vteps, uint32_t n, const _Atomic uint64_t *nh,
+			char *err, size_t errlen)
 {
 	if (n > 65535) {
 		set_err(err, errlen, "underlay: %s", "too many VTEPs");
@@ -226,9 +240,11 @@ bool underlay_set_peers(struct underlay *u, const struct ipaddr *vteps, uint32_t
 	while (size < 2 * n)
 		size <<= 1;
 	struct underlay_peer_stats *peers = n ? calloc(n, sizeof(*peers)) : NULL;
+	uint32_t *nh_idx = n ? calloc(n, sizeof(*nh_idx)) : NULL;
 	struct peer_slot *slots = calloc(size, sizeof(*slots));
-	if ((n && !peers) || !slots) {
+	if ((n && (!peers || !nh_idx)) || !slots) {
 		free(peers);
+		free(nh_idx);
 		free(slots);
 		set_err(err, errlen, "underlay: %s", "out of memory");
 		return false;
@@ -242,14 +258,18 @@ bool underlay_set_peers(struct underlay *u, const struct ipaddr *vteps, uint32_t
 		if (old)
 			*ps = *old;
 		ps->vtep = vteps[i];
+		nh_idx[nu.n_peers - 1] = i;
 		uint32_t h = addr_hash(&vteps[i]) & nu.slot_mask;
 		while (slots[h].idx)
 			h = (h + 1) & nu.slot_mask;
 		slots[h].idx = nu.n_peers;
 	}
 	free(u->peers);
+	free(u->nh_idx);
 	free(u->slots);
 	u->peers = peers;
+	u->nh_idx = nh_idx;
+	u->nh = nh;
 	u->slots = slots;
 	u->slot_mask = nu.slot_mask;
 	u->n_peers = nu.n_peers;
@@ -267,8 +287,24 @@ void underlay_peer_rx_drop(struct underlay *u, const struct ipaddr *vtep)
 
 /* ---- receive ---- */
 
-uint32_t underlay_rx_burst(struct underlay *u, struct pkt_pool *pool, struct pkt **pkts, struct ipaddr *from,
-			   uint32_t max)
+/* The peer of a datagram from a, counted; NULL (counted unknown) if none. */
+static struct underlay_peer_stats *rx_peer(struct underlay *u, const struct ipaddr *a, uint32_t len)
+{
+	struct underlay_peer_stats *ps = find_peer(u, a);
+	if (!ps) {
+		u->st.rx_unknown_vtep++;
+		u->st.last_unknown = *a;
+		return NULL;
+	}
+	ps->rx_pkts++;
+	ps->rx_bytes += len;
+	u->st.rx_pkts++;
+	u->st.rx_bytes += len;
+	return ps;
+}
+
+static uint32_t sock_rx(struct underlay *u, struct pkt_pool *pool, struct pkt **pkts, struct ipaddr *from,
+			uint32_t max)
 {
 	struct mmsghdr msg[UNDERLAY_BURST];
 	struct iovec iov[UNDERLAY_BURST];
@@ -305,30 +341,66 @@ uint32_t underlay_rx_burst(struct underlay *u, struct pkt_pool *pool, struct pkt
 			pkt_free(pool, p);
 			continue;
 		}
-		struct underlay_peer_stats *ps = find_peer(u, &a);
-		if (!ps) {
-			u->st.rx_unknown_vtep++;
-			u->st.last_unknown = a;
-			pkt_free(pool, p);
-			continue;
-		}
 		if ((msg[i].msg_hdr.msg_flags & MSG_TRUNC) || msg[i].msg_len > PKT_DATA_ROOM) {
-			u->st.rx_trunc++;
-			ps->rx_drops++;
+			struct underlay_peer_stats *ps = find_peer(u, &a);
+			if (!ps) {
+				u->st.rx_unknown_vtep++;
+				u->st.last_unknown = a;
+			} else {
+				u->st.rx_trunc++;
+				ps->rx_drops++;
+			}
 			pkt_free(pool, p);
 			continue;
 		}
 		p->len = msg[i].msg_len;
-		ps->rx_pkts++;
-		ps->rx_bytes += p->len;
-		u->st.rx_pkts++;
-		u->st.rx_bytes += p->len;
+		if (!rx_peer(u, &a, p->len)) {
+			pkt_free(pool, p);
+			continue;
+		}
 		pkts[out] = p;
 		from[out] = a;
 		out++;
 	}
 	if (got < k)
 		pkt_free_bulk(pool, b + got, k - got);
+	return out;
+}
+
+/* Geneve the uplink's XDP program handed over: outer headers checked and
+ * pulled. */
+static uint32_t up_rx(struct underlay *u, struct pkt_pool *pool, struct pkt **pkts, struct ipaddr *from,
+		      uint32_t max)
+{
+	struct pkt *b[UNDERLAY_BURST];
+	uint32_t k = io_rx_burst(u->up, pool, b, max), out = 0;
+	for (uint32_t i = 0; i < k; i++) {
+		struct pkt *p = b[i];
+		if (tunnel_outer_pull(p, &u->vtep, u->port, &from[out]) != DROP_NONE) {
+			u->st.up_rx_bad++;
+			pkt_free(pool, p);
+			continue;
+		}
+		struct underlay_peer_stats *ps = rx_peer(u, &from[out], p->len);
+		if (!ps) {
+			pkt_free(pool, p);
+			continue;
+		}
+		ps->up_rx_pkts++;
+		u->st.up_rx_pkts++;
+		pkts[out++] = p;
+	}
+	return out;
+}
+
+uint32_t underlay_rx_burst(struct underlay *u, struct pkt_pool *pool, struct pkt **pkts, struct ipaddr *from,
+			   uint32_t max)
+{
+	if (max > UNDERLAY_BURST)
+		max = UNDERLAY_BURST;
+	uint32_t out = u->up ? up_rx(u, pool, pkts, from, max) : 0;
+	if (out < max)
+		out += sock_rx(u, pool, pkts + out, from + out, max - out);
 	return out;
 }
 
@@ -371,8 +443,8 @@ static void count_tx_drop(struct underlay *u, const struct ipaddr *dst, enum dro
 		ps->tx_drops++;
 }
 
-uint32_t underlay_tx_burst(struct underlay *u, struct pkt *const *pkts, const struct ipaddr *dst,
-			   const uint64_t *flow_hash, uint32_t n, enum drop_reason *res)
+static uint32_t sock_tx(struct underlay *u, struct pkt *const *pkts, const struct ipaddr *dst,
+			const uint64_t *flow_hash, uint32_t n, enum drop_reason *res)
 {
 	struct mmsghdr msg[UNDERLAY_BURST];
 	struct iovec iov[UNDERLAY_BURST];
@@ -462,6 +534,143 @@ uint32_t underlay_tx_burst(struct underlay *u, struct pkt *const *pkts, const st
 	}
 	return sent;
 }
+
+uint64_t underlay_nh_word(const uint8_t mac[6])
+{
+	uint64_t w = UNDERLAY_NH_VALID;
+	for (int i = 0; i < 6; i++)
+		w |= (uint64_t)mac[i] << (40 - 8 * i);
+	return w;
+}
+
+/* The next hop of peer ps through the uplink into o; false if not known. */
+static bool up_next_hop(const struct underlay *u, const struct underlay_peer_stats *ps, struct tunnel_outer *o)
+{
+	if (!ps || !u->nh)
+		return false;
+	uint64_t w = atomic_load_explicit(&u->nh[u->nh_idx[ps - u->peers]], memory_order_relaxed);
+	if (!(w & UNDERLAY_NH_VALID))
+		return false;
+	for (int i = 0; i < 6; i++)
+		o->dst_mac[i] = (uint8_t)(w >> (40 - 8 * i));
+	memcpy(o->src_mac, u->up_mac, 6);
+	o->src = u->vtep;
+	o->dst = ps->vtep;
+	return true;
+}
+
+/* Packets whose peer has a known next hop leave through the uplink with
+ * outer headers written here; the others through the sockets. */
+uint32_t underlay_tx_burst(struct underlay *u, struct pkt *const *pkts, const struct ipaddr *dst,
+			   const uint64_t *flow_hash, uint32_t n, enum drop_reason *res)
+{
+	if (!u->up)
+		return sock_tx(u, pkts, dst, flow_hash, n, res);
+	uint32_t sent = 0;
+	for (uint32_t done = 0; done < n;) {
+		uint32_t m = MIN(n - done, (uint32_t)UNDERLAY_BURST), nu = 0, ns = 0;
+		struct pkt *up[UNDERLAY_BURST], *sp[UNDERLAY_BURST];
+		struct ipaddr sd[UNDERLAY_BURST];
+		uint64_t sh[UNDERLAY_BURST];
+		uint32_t up_len[UNDERLAY_BURST];
+		uint16_t up_at[UNDERLAY_BURST], sp_at[UNDERLAY_BURST];
+		struct underlay_peer_stats *up_ps[UNDERLAY_BURST];
+		enum drop_reason sr[UNDERLAY_BURST];
+		size_t outer = u->v6 ? TUNNEL_OUTER_V6 : TUNNEL_OUTER_V4;
+		for (uint32_t i = done; i < done + m; i++) {
+			struct pkt *p = pkts[i];
+			uint64_t h = flow_hash ? flow_hash[i] : p->hash;
+			struct underlay_peer_stats *ps = ipaddr_is_v4(&dst[i]) == u->v6 ? NULL : find_peer(u, &dst[i]);
+			struct tunnel_outer o;
+			if (!up_next_hop(u, ps, &o)) {
+				if (ps)
+					u->st.up_tx_no_nh++;
+				sp[ns] = p;
+				sd[ns] = dst[i];
+				sh[ns] = h;
+				sp_at[ns++] = (uint16_t)(i - done);
+				continue;
+			}
+			uint32_t len = p->len;
+			enum drop_reason why = len + outer > u->up_mtu ? DROP_TOO_BIG
+					       : tunnel_outer_push(p, &o, tunnel_src_port(h), u->port);
+			if (why != DROP_NONE) {
+				if (res)
+					res[i] = why;
+				count_tx_drop(u, &dst[i], why);
+				continue;
+			}
+			up[nu] = p;
+			up_len[nu] = len;
+			up_ps[nu] = ps;
+			up_at[nu++] = (uint16_t)(i - done);
+		}
+		uint32_t k = nu ? io_tx_burst(u->up, up, nu) : 0;
+		for (uint32_t j = 0; j < nu; j++) {
+			uint32_t i = done + up_at[j];
+			if (j < k) {
+				up_ps[j]->tx_pkts++;
+				up_ps[j]->up_tx_pkts++;
+				up_ps[j]->tx_bytes += up_len[j];
+				u->st.tx_bytes += up_len[j];
+			} else {
+				count_tx_drop(u, &dst[i], DROP_TX_FULL);
+			}
+			if (res)
+				res[i] = j < k ? DROP_NONE : DROP_TX_FULL;
+		}
+		u->st.tx_pkts += k;
+		u->st.up_tx_pkts += k;
+		sent += k;
+		if (ns) {
+			sent += sock_tx(u, sp, sd, sh, ns, res ? sr : NULL);
+			for (uint32_t j = 0; res && j < ns; j++)
+				res[done + sp_at[j]] = sr[j];
+		}
+		done += m;
+	}
+	return sent;
+}
+
+bool underlay_attach_uplink(struct underlay *u, const char *ifname, uint16_t worker, uint16_t workers, char *err,
+			    size_t errlen)
+{
+	if (u->up) {
+		set_err(err, errlen, "underlay: %s", "an uplink is attached already");
+		return false;
+	}
+	struct ifreq ifr;
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
+	if (ioctl(u->rx_fd, SIOCGIFMTU, &ifr) < 0) {
+		set_err(err, errlen, "underlay: uplink %s: %s", ifname, strerror(errno));
+		return false;
+	}
+	struct io_opts o;
+	io_opts_init(&o);
+	o.mtu = (uint16_t)MIN(MAX(ifr.ifr_mtu, IO_MTU_MIN), IO_MTU_MAX);
+	o.no_promisc = true; /* the kernel's own MAC is the only one it needs */
+	o.xdp_geneve = true;
+	o.xdp_geneve_to = u->vtep;
+	o.xdp_geneve_port = u->port;
+	if (workers > 1) {
+		o.xdp_workers = workers;
+		o.xdp_worker = worker;
+	}
+	struct io_port *p = io_open_afxdp(ifname, &o, err, errlen);
+	if (!p)
+		return false;
+	struct mac m;
+	io_mac(p, &m);
+	memcpy(u->up_mac, m.b, 6);
+	u->up_mtu = o.mtu;
+	u->up = p;
+	return true;
+}
+
+int underlay_uplink_fd(const struct underlay *u) { return u->up ? io_fd(u->up) : -1; }
+const char *underlay_uplink_name(const struct underlay *u) { return u->up ? io_name(u->up) : NULL; }
+int underlay_uplink_ifindex(const struct underlay *u) { return u->up ? io_ifindex(u->up) : 0; }
 
 void underlay_get_stats(const struct underlay *u, struct underlay_stats *out) { *out = u->st; }
 

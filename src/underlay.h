@@ -9,13 +9,26 @@
  * fragmented (IP_PMTUDISC_DO / IPV6_DONTFRAG): oversized sends fail with
  * DROP_TOO_BIG and the MTU logic (icmperr.h) keeps packets within the MTU.
  *
- * Owns: the sockets and the counters. Receive writes straight into pool
- * buffers at their default headroom, so decapsulation is a pull.
+ * With an uplink (underlay_attach_uplink), Geneve also goes straight
+ * through an AF_XDP port on the interface that holds the VTEP address:
+ * its XDP program takes only UDP to (VTEP, port), the kernel keeps the
+ * rest (ARP, ND, fragments, the host's own traffic). Sending there needs
+ * the next hop's Ethernet address, which the caller resolves (neigh.h) and
+ * publishes per peer (underlay_set_peers' nh words, read with relaxed
+ * atomics); packets to a peer without one, and whatever the kernel still
+ * receives on the socket, take the sockets: nothing waits or is lost while
+ * a neighbour resolves.
+ *
+ * Owns: the sockets, the uplink port and the counters. Receive writes
+ * straight into pool buffers at their default headroom, so decapsulation
+ * is a pull.
  * Must not: parse Geneve (tunnel.h) or know the topology (the caller gives
  * the VTEP and the peers). Not thread-safe: one worker owns an underlay;
  * counters are plain integers written by that worker. */
 #ifndef DETOUR_UNDERLAY_H
 #define DETOUR_UNDERLAY_H
+
+#include <stdatomic.h>
 
 #include "drop.h"
 #include "pkt.h"
@@ -34,7 +47,10 @@ struct underlay_stats {
 	uint64_t tx_full;             /* EAGAIN/ENOBUFS: dropped (DROP_TX_FULL) */
 	uint64_t tx_too_big;          /* EMSGSIZE, would fragment: dropped (DROP_TOO_BIG) */
 	uint64_t tx_error;            /* other send errors, wrong address family (DROP_TX_ERROR) */
-	uint64_t tx_sock_pkts[UNDERLAY_TX_SOCKS]; /* packets sent per source port */
+	uint64_t tx_sock_pkts[UNDERLAY_TX_SOCKS]; /* packets sent per source port (sockets) */
+	uint64_t up_rx_pkts, up_tx_pkts; /* of rx_pkts/tx_pkts: through the uplink */
+	uint64_t up_rx_bad;           /* uplink frames with bad outer headers: dropped */
+	uint64_t up_tx_no_nh;         /* sent on the sockets: the peer's next hop is not known */
 	struct ipaddr last_unknown;   /* last non-VTEP sender seen (for diagnostics) */
 };
 
@@ -42,6 +58,7 @@ struct underlay_peer_stats {
 	struct ipaddr vtep;
 	uint64_t rx_pkts, rx_bytes, rx_drops;
 	uint64_t tx_pkts, tx_bytes, tx_drops;
+	uint64_t up_rx_pkts, up_tx_pkts; /* of rx_pkts/tx_pkts: through the uplink */
 };
 
 /* Open the sockets on vtep (IPv4-mapped or IPv6) and port (GENEVE_PORT).
@@ -64,10 +81,27 @@ int underlay_fd(const struct underlay *u);
 const struct ipaddr *underlay_vtep(const struct underlay *u);
 uint16_t underlay_port(const struct underlay *u);
 
+/* Also send and receive through an AF_XDP port on ifname, the uplink, as
+ * worker `worker` of `workers` (0/0: the only one). false with a message
+ * when the port cannot be had: the sockets carry everything then. */
+bool underlay_attach_uplink(struct underlay *u, const char *ifname, uint16_t worker, uint16_t workers, char *err,
+			    size_t errlen);
+/* The uplink port's fd to poll (POLLIN), its name and index; -1/NULL/0 without one. */
+int underlay_uplink_fd(const struct underlay *u);
+const char *underlay_uplink_name(const struct underlay *u);
+int underlay_uplink_ifindex(const struct underlay *u);
+
+/* A next-hop word: UNDERLAY_NH_VALID | the 48-bit Ethernet address. 0 = unknown. */
+#define UNDERLAY_NH_VALID (1ull << 48)
+uint64_t underlay_nh_word(const uint8_t mac[6]);
+
 /* Replace the set of known VTEPs (the other hosts; duplicates are merged).
- * Counters of VTEPs still in the set are kept. false (nothing changed) with
- * err set when memory runs out or n > 65535. */
-bool underlay_set_peers(struct underlay *u, const struct ipaddr *vteps, uint32_t n, char *err, size_t errlen);
+ * nh (may be NULL) holds the next hop of vteps[i] in nh[i], written by
+ * another thread at any time; it must stay valid until the next call or
+ * the close. Counters of VTEPs still in the set are kept. false (nothing
+ * changed) with err set when memory runs out or n > 65535. */
+bool underlay_set_peers(struct underlay *u, const struct ipaddr *vteps, uint32_t n, const _Atomic uint64_t *nh,
+			char *err, size_t errlen);
 bool underlay_known_vtep(const struct underlay *u, const struct ipaddr *a);
 
 /* Receive up to max (<= UNDERLAY_BURST) datagrams into buffers from pool:

@@ -155,7 +155,7 @@ static void sync_conf(struct worker *w)
 		}
 		if (c->ul[w->id] && (c->ul[w->id] != old->ul[w->id] || c->hc != old->hc)) {
 			char err[256];
-			if (!underlay_set_peers(c->ul[w->id], c->hc->peers, c->hc->n_peers, err, sizeof(err)))
+			if (!underlay_set_peers(c->ul[w->id], c->hc->peers, c->hc->n_peers, NULL, err, sizeof(err)))
 				log_err("underlay peers: %s", err);
 		}
 		uint8_t *m = calloc(c->n_ports + 1u, 1);
@@ -297,7 +297,7 @@ bool worker_init(struct worker *w, struct daemon *d, uint16_t id, const struct d
 		dp_set_worker(w->dp, d->steer, id, pass_cb, w);
 	if (c->ul[id]) {
 		char err[256];
-		if (!underlay_set_peers(c->ul[id], c->hc->peers, c->hc->n_peers, err, sizeof(err)))
+		if (!underlay_set_peers(c->ul[id], c->hc->peers, c->hc->n_peers, NULL, err, sizeof(err)))
 			log_err("underlay peers: %s", err);
 	}
 	return true;

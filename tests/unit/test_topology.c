@@ -419,6 +419,22 @@ static void test_err_hosts(void **state)
 	expect_err("hosts: [ h1 ]\n", 1, "host #1 must be a mapping");
 	expect_err("hosts:\n  - { name: h1, vtep: 10.0.0.1, name: h2 }\n", 2, "duplicate key 'name'");
 	expect_err("tenants: []\n", 1, "unknown key 'tenants' in topology");
+	/* the uplink: an interface name, not also a port of the host */
+	expect_err("hosts:\n  - { name: h1, vtep: 10.0.0.1, uplink: \"a b\" }\n", 2, "interface name 'a b' contains");
+	expect_err("hosts:\n  - { name: h1, vtep: 10.0.0.1, uplink: [ul0] }\n", 2, "'uplink' must be a string");
+	expect_err("hosts:\n  - { name: h1, vtep: 10.0.0.1, uplink: vm1p }\n  - { name: h2, vtep: 10.0.0.2 }\n"
+		   "networks:\n  - { name: blue, vni: 100 }\nguests:\n"
+		   "  - { name: vm1, host: h1, network: blue, port: vm1p, mac: \"02:00:00:00:01:01\" }\n",
+		   7, "host 'h1': interface 'vm1p' of guest 'vm1' is already used by uplink of host 'h1' (line 2)");
+	struct topology *t = must_load(BASE);
+	assert_string_equal(t->hosts[0].uplink, "");
+	topology_free(t);
+	t = must_load("hosts:\n  - { name: h1, vtep: 10.0.0.1, uplink: ul0 }\n  - { name: h2, vtep: 10.0.0.2 }\n"
+		      "networks:\n  - { name: blue, vni: 100 }\nguests:\n"
+		      "  - { name: vm1, host: h2, network: blue, port: ul0, mac: \"02:00:00:00:01:01\" }\n");
+	assert_string_equal(t->hosts[0].uplink, "ul0");
+	assert_string_equal(t->hosts[1].uplink, "");
+	topology_free(t);
 }
 
 static void test_err_networks(void **state)

@@ -541,8 +541,8 @@ static void exchange(const char *a1, const char *a2)
 {
 	struct underlay *u1 = open_u(a1), *u2 = open_u(a2);
 	struct ipaddr ip1 = A(a1), ip2 = A(a2);
-	assert_true(underlay_set_peers(u1, &ip2, 1, NULL, 0));
-	assert_true(underlay_set_peers(u2, &ip1, 1, NULL, 0));
+	assert_true(underlay_set_peers(u1, &ip2, 1, NULL, NULL, 0));
+	assert_true(underlay_set_peers(u2, &ip1, 1, NULL, NULL, 0));
 	assert_true(underlay_known_vtep(u2, &ip1));
 	assert_false(underlay_known_vtep(u2, &ip2));
 
@@ -730,7 +730,7 @@ static void test_underlay_workers(void **state)
 		w[i] = underlay_open_shared(&here, GENEVE_PORT, 2, err, sizeof(err));
 		if (!w[i])
 			fail_msg("underlay_open_shared: %s", err);
-		assert_true(underlay_set_peers(w[i], &peer, 1, NULL, 0));
+		assert_true(underlay_set_peers(w[i], &peer, 1, NULL, NULL, 0));
 	}
 	assert_true(underlay_steered(w[0]));
 	struct underlay *tx = open_u("127.0.0.1");
@@ -796,7 +796,7 @@ static void test_underlay_unknown_vtep(void **state)
 	NEED_NETNS();
 	struct underlay *u2 = open_u("127.0.0.2");
 	struct ipaddr peers[3] = {A("127.0.0.1"), A("127.0.0.1"), A("127.0.0.5")};
-	assert_true(underlay_set_peers(u2, peers, 3, NULL, 0));
+	assert_true(underlay_set_peers(u2, peers, 3, NULL, NULL, 0));
 	assert_int_equal(underlay_n_peers(u2), 2); /* duplicate merged */
 	int intruder = plain_sock("127.0.0.9", 0);
 	int friend = plain_sock("127.0.0.1", 0);
@@ -823,7 +823,7 @@ static void test_underlay_unknown_vtep(void **state)
 	/* now the intruder becomes a VTEP: the same datagram passes; the
 	 * counters of the remaining peer are kept */
 	struct ipaddr np[2] = {A("127.0.0.9"), A("127.0.0.1")};
-	assert_true(underlay_set_peers(u2, np, 2, NULL, 0));
+	assert_true(underlay_set_peers(u2, np, 2, NULL, NULL, 0));
 	send_to(intruder, "127.0.0.2", GENEVE_PORT, payload, sizeof(payload));
 	assert_int_equal(rx_all(u2, rx, from, 1), 1);
 	assert_true(ipaddr_eq(&from[0], &np[0]));
@@ -846,7 +846,7 @@ static void test_underlay_unknown_vtep(void **state)
 	assert_int_equal(st.rx_trunc, 1);
 
 	/* no peers at all: everything is unknown */
-	assert_true(underlay_set_peers(u2, NULL, 0, NULL, 0));
+	assert_true(underlay_set_peers(u2, NULL, 0, NULL, NULL, 0));
 	send_to(friend, "127.0.0.2", GENEVE_PORT, payload, sizeof(payload));
 	wait_readable(underlay_fd(u2));
 	assert_int_equal(underlay_rx_burst(u2, pool, rx, from, 64), 0);
@@ -900,6 +900,124 @@ static void test_underlay_open_errors(void **state)
 	assert_null(underlay_open(&lo, GENEVE_PORT, err, sizeof(err))); /* port taken */
 	assert_non_null(strstr(err, "in use"));
 	underlay_close(u);
+}
+
+/* Poll the uplink until `want` datagrams came in (2 s at most). */
+static uint32_t rx_uplink(struct underlay *u, struct pkt **pk, struct ipaddr *from, uint32_t want)
+{
+	uint32_t got = 0;
+	for (int tries = 0; got < want && tries < 200; tries++) {
+		struct pollfd pf = {.fd = underlay_uplink_fd(u), .events = POLLIN};
+		(void)poll(&pf, 1, 10);
+		got += underlay_rx_burst(u, pool, pk + got, from + got, MIN(want - got, 64u));
+	}
+	return got;
+}
+
+/* Geneve through an AF_XDP uplink: the sockets until the next hop is
+ * known, then the uplink with outer headers written by the underlay, in
+ * both directions, flows in order; too big refused. */
+static void test_underlay_uplink(void **state)
+{
+	(void)state;
+	NEED_NETNS();
+	assert_int_equal(system("ip link add ula type veth peer name ulb && ip link set ula address 02:00:00:00:08:01 "
+				"&& ip link set ulb address 02:00:00:00:08:02 && ip addr add 10.8.0.1/24 dev ula "
+				"&& ip addr add 10.8.0.2/24 dev ulb && ip link set ula up && ip link set ulb up"),
+			 0);
+	struct underlay *u1 = open_u("10.8.0.1"), *u2 = open_u("10.8.0.2");
+	struct ipaddr ip1 = A("10.8.0.1"), ip2 = A("10.8.0.2");
+	char err[256] = "";
+	if (!underlay_attach_uplink(u1, "ula", 0, 0, err, sizeof(err))) {
+		underlay_close(u1);
+		underlay_close(u2);
+		assert_int_equal(system("ip link del ula"), 0);
+		print_message("no AF_XDP (%s): skipped\n", err);
+		skip();
+	}
+	assert_true(underlay_attach_uplink(u2, "ulb", 0, 0, err, sizeof(err)));
+	assert_string_equal(underlay_uplink_name(u1), "ula");
+	assert_true(underlay_uplink_fd(u1) >= 0);
+	_Atomic uint64_t nh1[1] = {0}, nh2[1] = {0};
+	assert_true(underlay_set_peers(u1, &ip2, 1, nh1, err, sizeof(err)));
+	assert_true(underlay_set_peers(u2, &ip1, 1, nh2, err, sizeof(err)));
+
+	struct pkt *pk[64], *rx[64];
+	uint64_t hash[64];
+	struct ipaddr dst[64], from[64];
+	enum drop_reason res[64];
+	for (int i = 0; i < 64; i++)
+		dst[i] = ip2;
+	/* next hop unknown: the sockets */
+	make_burst(pk, hash, 16, 200);
+	assert_int_equal(underlay_tx_burst(u1, pk, dst, hash, 16, res), 16);
+	pkt_free_bulk(pool, pk, 16);
+	assert_int_equal(rx_all(u2, rx, from, 16), 16);
+	pkt_free_bulk(pool, rx, 16);
+	struct underlay_stats st;
+	underlay_get_stats(u1, &st);
+	assert_int_equal(st.up_tx_no_nh, 16);
+	assert_int_equal(st.up_tx_pkts, 0);
+
+	/* known: the uplink */
+	const uint8_t m1[6] = {2, 0, 0, 0, 8, 1}, m2[6] = {2, 0, 0, 0, 8, 2};
+	atomic_store(&nh1[0], underlay_nh_word(m2));
+	atomic_store(&nh2[0], underlay_nh_word(m1));
+	make_burst(pk, hash, 64, 200);
+	assert_int_equal(underlay_tx_burst(u1, pk, dst, hash, 64, res), 64);
+	for (int i = 0; i < 64; i++)
+		assert_int_equal(res[i], DROP_NONE);
+	pkt_free_bulk(pool, pk, 64);
+	assert_int_equal(rx_uplink(u2, rx, from, 64), 64);
+	int last_seq[8] = {-1, -1, -1, -1, -1, -1, -1, -1};
+	for (int i = 0; i < 64; i++) {
+		assert_true(ipaddr_eq(&from[i], &ip1));
+		assert_int_equal(rx[i]->len, 200);
+		assert_int_equal(rx[i]->data[100], 0x5a);
+		int f = rx[i]->data[0] % 8, seq = rx[i]->data[1];
+		assert_true(seq > last_seq[f]);
+		last_seq[f] = seq;
+	}
+	pkt_free_bulk(pool, rx, 64);
+	underlay_get_stats(u1, &st);
+	assert_int_equal(st.up_tx_pkts, 64);
+	assert_int_equal(st.tx_pkts, 80);
+	underlay_get_stats(u2, &st);
+	assert_int_equal(st.up_rx_pkts, 64);
+	assert_int_equal(st.rx_pkts, 80);
+	assert_int_equal(st.up_rx_bad, 0);
+	struct underlay_peer_stats ps = {0};
+	assert_true(underlay_peer_stats(u2, 0, &ps));
+	assert_int_equal(ps.up_rx_pkts, 64);
+
+	/* the other way */
+	make_burst(pk, hash, 8, 100);
+	for (int i = 0; i < 8; i++)
+		dst[i] = ip1;
+	assert_int_equal(underlay_tx_burst(u2, pk, dst, hash, 8, res), 8);
+	pkt_free_bulk(pool, pk, 8);
+	assert_int_equal(rx_uplink(u1, rx, from, 8), 8);
+	assert_true(ipaddr_eq(&from[0], &ip2));
+	pkt_free_bulk(pool, rx, 8);
+
+	/* an outer packet over the uplink's MTU (1500) is refused */
+	make_burst(pk, hash, 1, 1500 - 28 + 1);
+	assert_int_equal(underlay_tx_burst(u1, pk, &ip1 + 0, hash, 1, res), 1); /* own VTEP: no peer, sockets */
+	pkt_free_bulk(pool, pk, 1);
+	make_burst(pk, hash, 1, 1500 - 28 + 1);
+	assert_int_equal(underlay_tx_burst(u1, pk, &ip2, hash, 1, res), 0);
+	assert_int_equal(res[0], DROP_TOO_BIG);
+	pkt_free_bulk(pool, pk, 1);
+	make_burst(pk, hash, 1, 1500 - 28);
+	assert_int_equal(underlay_tx_burst(u1, pk, &ip2, hash, 1, res), 1);
+	pkt_free_bulk(pool, pk, 1);
+	assert_int_equal(rx_uplink(u2, rx, from, 1), 1);
+	assert_int_equal(rx[0]->len, 1500 - 28);
+	pkt_free_bulk(pool, rx, 1);
+
+	underlay_close(u1);
+	underlay_close(u2);
+	assert_int_equal(system("ip link del ula"), 0);
 }
 
 /* ---- outer headers (AF_XDP uplink) ---- */
@@ -1112,6 +1230,7 @@ int main(void)
 		cmocka_unit_test(test_underlay_unknown_vtep),
 		cmocka_unit_test(test_underlay_dont_fragment),
 		cmocka_unit_test(test_underlay_open_errors),
+		cmocka_unit_test(test_underlay_uplink),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

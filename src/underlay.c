@@ -543,16 +543,20 @@ uint64_t underlay_nh_word(const uint8_t mac[6])
 	return w;
 }
 
+bool underlay_nh_mac(uint64_t w, uint8_t mac[6])
+{
+	for (int i = 0; i < 6; i++)
+		mac[i] = (uint8_t)(w >> (40 - 8 * i));
+	return (w & UNDERLAY_NH_VALID) != 0;
+}
+
 /* The next hop of peer ps through the uplink into o; false if not known. */
 static bool up_next_hop(const struct underlay *u, const struct underlay_peer_stats *ps, struct tunnel_outer *o)
 {
-	if (!ps || !u->nh)
+	if (!ps || !u->nh ||
+	    !underlay_nh_mac(atomic_load_explicit(&u->nh[u->nh_idx[ps - u->peers]], memory_order_relaxed),
+			     o->dst_mac))
 		return false;
-	uint64_t w = atomic_load_explicit(&u->nh[u->nh_idx[ps - u->peers]], memory_order_relaxed);
-	if (!(w & UNDERLAY_NH_VALID))
-		return false;
-	for (int i = 0; i < 6; i++)
-		o->dst_mac[i] = (uint8_t)(w >> (40 - 8 * i));
 	memcpy(o->src_mac, u->up_mac, 6);
 	o->src = u->vtep;
 	o->dst = ps->vtep;

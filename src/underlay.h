@@ -94,6 +94,8 @@ int underlay_uplink_ifindex(const struct underlay *u);
 /* A next-hop word: UNDERLAY_NH_VALID | the 48-bit Ethernet address. 0 = unknown. */
 #define UNDERLAY_NH_VALID (1ull << 48)
 uint64_t underlay_nh_word(const uint8_t mac[6]);
+/* Its Ethernet address; false for 0 (unknown). */
+bool underlay_nh_mac(uint64_t w, uint8_t mac[6]);
 
 /* Replace the set of known VTEPs (the other hosts; duplicates are merged).
  * nh (may be NULL) holds the next hop of vteps[i] in nh[i], written by

@@ -36,8 +36,10 @@
 #      the br-phy internal port, plus ovs/route/add and tnl/arp/set for the
 #      peer. The CPU is that of both hosts' data planes.
 #
-# Data planes x ports: detour/afpacket, detour/afxdp (`io:` on the hosts),
-# ovs/system, ovs/afxdp (type=afxdp, n_rxq = queues of the veth), and
+# Data planes x ports: detour/afpacket, detour/afxdp (`io:` on the hosts;
+# for (c) Detour's underlay goes through an AF_XDP uplink on ul0, topology
+# `uplink: ul0`, like OVS's afxdp port on ul0), detour/afpacket-sock ((c)
+# only: the underlay on the kernel's UDP sockets, no uplink), ovs/system, ovs/afxdp (type=afxdp, n_rxq = queues of the veth), and
 # ovs/afxdp-sleep (afxdp with other_config:pmd-maxsleep=50 us, OVS 3.1's
 # load-based PMD sleeping; without it the PMD thread busy-polls, so its CPU
 # per packet is 1 core / rate). For OVS the lab is built with the same file,
@@ -81,7 +83,7 @@ while [ $# -gt 0 ]; do
 	shift
 done
 # SYSBENCH_CONFIGS / SYSBENCH_SCENARIOS: a subset (e.g. "detour:afxdp", "nsh")
-CONFIGS=${SYSBENCH_CONFIGS:-"detour:afpacket detour:afxdp ovs:system ovs:afxdp ovs:afxdp-sleep"}
+CONFIGS=${SYSBENCH_CONFIGS:-"detour:afpacket detour:afxdp detour:afpacket-sock ovs:system ovs:afxdp ovs:afxdp-sleep"}
 SCENARIOS=${SYSBENCH_SCENARIOS:-"g2g nsh geneve"}
 if [ "$SMOKE" = 1 ]; then
 	RATES=0.05
@@ -359,9 +361,12 @@ TCK=$(getconf CLK_TCK)
 run_config() {
 	local scen=$1 dp=$2 ports=$3 io topo pids w r pps res sent el rx cns tk
 	io=afpacket
-	[ "$dp" = detour ] && io=$ports
-	topo=$OUT/logs/$scen-$io.yaml
-	sed -E "s/(vtep: [^,}]+)/\1, io: $io/" "$HERE/$scen.yaml" >"$topo"
+	[ "$dp" = detour ] && io=${ports%-sock}
+	# Detour's underlay: the AF_XDP uplink on ul0, or (-sock) the kernel's UDP sockets
+	ul=", uplink: ul0"
+	[ "${ports%-sock}" = "$ports" ] || ul=""
+	topo=$OUT/logs/$scen-$ports.yaml
+	sed -E "s/(vtep: [^,}]+)/\1, io: $io$ul/" "$HERE/$scen.yaml" >"$topo"
 	lab_down
 	if ! lab up "$topo" >"$OUT/logs/lab-$scen-$dp-$ports.log" 2>&1; then
 		log "lab up failed for $scen $dp/$ports"
@@ -423,6 +428,8 @@ START=$SECONDS
 for scen in $SCENARIOS; do
 	for cfg in $CONFIGS; do
 		dp=${cfg%%:*} ports=${cfg#*:}
+		# the sockets variant differs only where there is an underlay
+		[ "$scen" != geneve ] && [ "${ports%-sock}" != "$ports" ] && continue
 		log "== $scen: $dp/$ports =="
 		if ! run_config "$scen" "$dp" "$ports"; then
 			FAILED=1

@@ -392,9 +392,14 @@ static int set_sysctls(const char *ns, const char *const *kv, size_t n)
 			_exit(1);
 		for (size_t i = 0; i + 1 < n; i += 2) {
 			char p[PATH_MAX];
+			const char *v = kv[i + 1];
+			bool optional = v[0] == '?'; /* "?1": skipped where the kernel has no such setting */
+			v += optional;
 			xsnprintf(p, sizeof(p), "/proc/sys/%s", kv[i]);
 			int fd = open(p, O_WRONLY | O_CLOEXEC);
-			if (fd < 0 || write(fd, kv[i + 1], strlen(kv[i + 1])) < 0) {
+			if (fd < 0 && errno == ENOENT && optional)
+				continue;
+			if (fd < 0 || write(fd, v, strlen(v)) < 0) {
 				fprintf(stderr, "detour-lab: sysctl %s=%s in %s: %s\n", kv[i], kv[i + 1], ns,
 					strerror(errno));
 				_exit(1);
@@ -980,8 +985,18 @@ static int build_lab(const struct topology *t, const char *cfg)
 	 * for interfaces created there. Guests and l3 nodes keep IPv6. */
 	{
 		static const char *const v6off[] = {"net/ipv6/conf/default/disable_ipv6", "1"};
+		/* The underlay bridge stands in for the datacenter's switches: no
+		 * iptables of this machine on it (br_netfilter, when some other
+		 * software loaded it, would run them there, charged to the sending
+		 * host's data plane) */
+		static const char *const ulkv[] = {
+			"net/ipv6/conf/default/disable_ipv6", "1",
+			"net/bridge/bridge-nf-call-iptables", "?0",
+			"net/bridge/bridge-nf-call-ip6tables", "?0",
+			"net/bridge/bridge-nf-call-arptables", "?0",
+		};
 		ns_name(ns, sizeof(ns), "ul");
-		if (set_sysctls(ns, v6off, 2) < 0)
+		if (set_sysctls(ns, ulkv, ARRAY_SIZE(ulkv)) < 0)
 			goto sysctl_fail;
 		for (unsigned i = 0; i < t->n_hosts; i++) {
 			ns_name(ns, sizeof(ns), t->hosts[i].name);
@@ -1011,7 +1026,8 @@ static int build_lab(const struct topology *t, const char *cfg)
 	for (unsigned i = 0; i < t->n_hosts; i++) {
 		const struct topo_host *h = &t->hosts[i];
 		ns_name(ns, sizeof(ns), h->name);
-		sb_printf(&root, "link add name ul0 netns %s type veth peer name uh%u netns %s\n", ns, i,
+		/* one queue per CPU: an AF_XDP uplink (topology 'uplink: ul0') gives each worker its own */
+		sb_printf(&root, "link add name ul0%s netns %s type veth peer name uh%u%s netns %s\n", vq, ns, i, vq,
 			  ulns);
 		sb_printf(&per[0], "link set uh%u master br0\nlink set uh%u up\n", i, i);
 		fmt_addr(&h->vtep, ipaddr_is_v4(&h->vtep) ? 96 + 24 : 64, true, addr, sizeof(addr));

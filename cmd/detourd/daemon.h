@@ -33,6 +33,9 @@ struct dconf {
 	uint16_t port_gen;     /* changes when the ports are numbered differently */
 	struct io_port **io;   /* [n_workers * n_ports]: worker w's port i at w * n_ports + i; NULL while missing */
 	struct underlay **ul;  /* [n_workers]; NULL until the VTEP address is up */
+	_Atomic uint64_t *nh;  /* [hc->n_peers]: next hop of each peer on the uplink
+				* (underlay_nh_word, 0 = unknown), written by the control
+				* thread, read by the workers' underlays */
 };
 
 struct daemon;
@@ -65,6 +68,7 @@ struct daemon {
 	struct worker *w;
 	struct steer *steer;       /* NULL with one worker */
 	struct control *ctl;
+	struct neigh *neigh;       /* rtnetlink for the uplink's next hops; NULL without */
 	int main_efd;              /* a worker saw a port error */
 	_Atomic bool stop;
 	uint64_t started_ns, reloads, reload_failures;

@@ -413,7 +413,8 @@ static json_t *show_stats(void *ctx, json_t *args, char *err, size_t errlen)
 struct tunnels_ctx {
 	uint32_t n;                      /* peers */
 	struct underlay_peer_stats *ps;  /* [n] summed over the workers */
-	struct underlay_stats us;        /* unknown senders summed, the last one seen */
+	struct underlay_stats us;        /* unknown senders summed, the last one seen; bad uplink frames */
+	const char *uplink;              /* its name, NULL without */
 	bool any;
 };
 
@@ -435,9 +436,13 @@ static void tunnels_of(struct worker *w, void *arg)
 		t->ps[i].tx_pkts += ps.tx_pkts;
 		t->ps[i].tx_bytes += ps.tx_bytes;
 		t->ps[i].tx_drops += ps.tx_drops;
+		t->ps[i].up_rx_pkts += ps.up_rx_pkts;
+		t->ps[i].up_tx_pkts += ps.up_tx_pkts;
 	}
 	struct underlay_stats us;
 	underlay_get_stats(ul, &us);
+	t->uplink = underlay_uplink_name(ul);
+	t->us.up_rx_bad += us.up_rx_bad;
 	if (us.rx_unknown_vtep) {
 		t->us.rx_unknown_vtep += us.rx_unknown_vtep;
 		t->us.last_unknown = us.last_unknown;
@@ -466,10 +471,22 @@ static json_t *show_tunnels(void *ctx, json_t *args, char *err, size_t errlen)
 		for (uint16_t h = 0; h < t->n_hosts; h++)
 			if (ipaddr_eq(&t->hosts[h].vtep, &ps->vtep))
 				host = t->hosts[h].name;
-		json_array_append_new(a, json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "host", host, "vtep", vtep,
-						   "rx_pkts", (json_int_t)ps->rx_pkts, "rx_bytes", (json_int_t)ps->rx_bytes,
-						   "rx_drops", (json_int_t)ps->rx_drops, "tx_pkts", (json_int_t)ps->tx_pkts,
-						   "tx_bytes", (json_int_t)ps->tx_bytes, "tx_drops", (json_int_t)ps->tx_drops));
+		json_t *e = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "host", host, "vtep", vtep,
+				      "rx_pkts", (json_int_t)ps->rx_pkts, "rx_bytes", (json_int_t)ps->rx_bytes,
+				      "rx_drops", (json_int_t)ps->rx_drops, "tx_pkts", (json_int_t)ps->tx_pkts,
+				      "tx_bytes", (json_int_t)ps->tx_bytes, "tx_drops", (json_int_t)ps->tx_drops);
+		/* the uplink's share, and its next hop now (0 = the sockets) */
+		uint64_t nh = i < d->hc->n_peers ? atomic_load(&d->conf->nh[i]) : 0;
+		if (tc.uplink) {
+			struct mac m;
+			bool known = underlay_nh_mac(nh, m.b);
+			json_object_set_new(e, "uplink", json_pack("{s:s, s:o, s:I, s:I, s:I}", "name", tc.uplink,
+								   "next_hop", known ? mac_json(&m) : json_null(),
+								   "rx_pkts", (json_int_t)ps->up_rx_pkts, "tx_pkts",
+								   (json_int_t)ps->up_tx_pkts, "rx_bad",
+								   (json_int_t)tc.us.up_rx_bad));
+		}
+		json_array_append_new(a, e);
 	}
 	if (tc.us.rx_unknown_vtep) {
 		char last[IPADDR_STRLEN];

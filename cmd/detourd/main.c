@@ -23,6 +23,7 @@
 
 #include "daemon.h"
 #include "log.h"
+#include "neigh.h"
 #include "nsh.h"
 #include "worker.h"
 
@@ -112,9 +113,11 @@ static struct dconf *conf_new(const struct daemon *d, struct hostcfg *hc)
 	c->n_ports = hc->n_ports;
 	c->io = calloc((size_t)d->n_workers * hc->n_ports + 1u, sizeof(*c->io));
 	c->ul = calloc(d->n_workers, sizeof(*c->ul));
-	if (!c->io || !c->ul) {
+	c->nh = calloc(hc->n_peers + 1u, sizeof(*c->nh));
+	if (!c->io || !c->ul || !c->nh) {
 		free(c->io);
 		free(c->ul);
+		free(c->nh);
 		free(c);
 		return NULL;
 	}
@@ -130,6 +133,8 @@ static struct dconf *conf_copy(const struct daemon *d)
 		return NULL;
 	memcpy(c->io, o->io, (size_t)d->n_workers * o->n_ports * sizeof(*c->io));
 	memcpy(c->ul, o->ul, d->n_workers * sizeof(*c->ul));
+	free(c->nh);
+	c->nh = o->nh;
 	c->port_gen = o->port_gen;
 	return c;
 }
@@ -161,6 +166,8 @@ static void conf_free(const struct daemon *d, struct dconf *old, const struct dc
 			underlay_close(old->ul[w]);
 	if (!next || next->hc != old->hc)
 		hostcfg_free(old->hc);
+	if (!next || next->nh != old->nh)
+		free(old->nh);
 	free(old->io);
 	free(old->ul);
 	free(old);
@@ -201,15 +208,35 @@ static void open_ports(struct daemon *d, struct dconf *c, bool quiet)
 	}
 }
 
+static const char *uplink_of(const struct hostcfg *hc) { return hc->topo->hosts[hc->self].uplink; }
+
+/* Worker w's underlay gets the AF_XDP uplink the topology names, if any;
+ * without it (a warning) the sockets carry everything. */
+static void attach_uplink(const struct daemon *d, struct underlay *ul, const char *ifname, uint16_t w, bool quiet)
+{
+	char err[256];
+	if (!ifname[0])
+		return;
+	if (!underlay_attach_uplink(ul, ifname, w, d->n_workers, err, sizeof(err))) {
+		if (!quiet && w == 0)
+			log_warn("uplink %s: %s; Geneve goes through the kernel's UDP sockets", ifname, err);
+		return;
+	}
+	if (w == 0)
+		log_info("uplink %s: Geneve through AF_XDP (%u worker%s)", ifname, d->n_workers,
+			 d->n_workers > 1 ? "s" : "");
+}
+
 /* The underlay sockets on this host's VTEP, one per worker (a SO_REUSEPORT
- * group); reused while the VTEP stays the same. */
+ * group), with the uplink; reused while the VTEP and uplink stay the same. */
 static void open_underlay(struct daemon *d, struct dconf *c, bool quiet)
 {
 	const struct dconf *o = d->conf;
 	char err[256], vtep[IPADDR_STRLEN];
 	ipaddr_format(&c->hc->vtep, vtep);
 	for (uint16_t w = 0; w < d->n_workers; w++) {
-		if (o && o->ul[w] && ipaddr_eq(underlay_vtep(o->ul[w]), &c->hc->vtep)) {
+		if (o && o->ul[w] && ipaddr_eq(underlay_vtep(o->ul[w]), &c->hc->vtep) &&
+		    !strcmp(uplink_of(o->hc), uplink_of(c->hc))) {
 			c->ul[w] = o->ul[w];
 			continue;
 		}
@@ -223,11 +250,44 @@ static void open_underlay(struct daemon *d, struct dconf *c, bool quiet)
 				log_warn("underlay %s: %s (retrying every second)", vtep, err);
 			return;
 		}
+		attach_uplink(d, c->ul[w], uplink_of(c->hc), w, quiet);
 	}
 	if (!o || !o->ul[0] || o->ul[0] != c->ul[0])
 		log_info("underlay on %s port %u%s", vtep, GENEVE_PORT,
 			 d->n_workers == 1 ? "" : underlay_steered(c->ul[0]) ? ", each worker gets its own flows (eBPF)"
 									 : ", workers hand flows over");
+}
+
+/* The Ethernet address of each peer's next hop on the uplink, from the
+ * kernel's tables (neigh.h), published in c->nh for the workers: a peer
+ * whose next hop is unknown, or not on the uplink, goes through the
+ * sockets meanwhile. */
+static void resolve_next_hops(struct daemon *d, struct dconf *c)
+{
+	const struct underlay *ul = c->ul[0];
+	int ifindex = ul ? underlay_uplink_ifindex(ul) : 0;
+	if (!ifindex || !d->neigh)
+		return;
+	for (uint32_t i = 0; i < c->hc->n_peers; i++) {
+		struct neigh_result r;
+		char err[256] = "", peer[IPADDR_STRLEN];
+		enum neigh_state st = neigh_resolve(d->neigh, ifindex, &c->hc->peers[i], &r, err, sizeof(err));
+		uint64_t w = st == NEIGH_OK ? underlay_nh_word(r.mac) : 0;
+		uint64_t old = atomic_exchange_explicit(&c->nh[i], w, memory_order_relaxed);
+		if (w == old)
+			continue;
+		ipaddr_format(&c->hc->peers[i], peer);
+		if (w) {
+			struct mac m;
+			char ms[MAC_STRLEN];
+			underlay_nh_mac(w, m.b);
+			mac_format(&m, ms);
+			log_info("uplink %s: peer %s through next hop %s", underlay_uplink_name(ul), peer, ms);
+		} else {
+			log_info("uplink %s: peer %s: next hop %s%s%s; through the sockets meanwhile",
+				 underlay_uplink_name(ul), peer, neigh_state_name(st), err[0] ? ": " : "", err);
+		}
+	}
 }
 
 /* Once a second, or when a worker saw an error on a port: close ports
@@ -264,6 +324,8 @@ static void check_ports(struct daemon *d, bool retry)
 		open_underlay(d, c, true);
 		change |= c->ul[0] != NULL;
 	}
+	if (retry)
+		resolve_next_hops(d, c); /* c->nh is o->nh: seen at once */
 	if (change)
 		publish(d, c);
 	else
@@ -318,6 +380,7 @@ bool daemon_reload(struct daemon *d, json_t *errors)
 	}
 	open_ports(d, c, false);
 	open_underlay(d, c, false);
+	resolve_next_hops(d, c);
 	c->port_gen = (uint16_t)(d->conf->port_gen + !same_ports(d->conf->hc, hc));
 	publish(d, c);
 	d->reloads++;
@@ -461,8 +524,12 @@ int main(int argc, char **argv)
 		log_err("out of memory");
 		return 1;
 	}
+	char err[256];
+	if (!(d.neigh = neigh_open(err, sizeof(err))))
+		log_warn("%s: an uplink will carry nothing (no next hops)", err);
 	open_ports(&d, conf, false);
 	open_underlay(&d, conf, false);
+	resolve_next_hops(&d, conf);
 	d.conf = conf;
 	d.hc = hc;
 	for (uint16_t i = 0; i < n_workers; i++)
@@ -470,7 +537,6 @@ int main(int argc, char **argv)
 			log_err("cannot allocate worker %u", i);
 			return 1;
 		}
-	char err[256];
 	d.ctl = control_open(sock, err, sizeof(err));
 	if (!d.ctl) {
 		log_err("%s", err);
@@ -553,6 +619,7 @@ int main(int argc, char **argv)
 		worker_fini(&d.w[i]);
 	free(d.w);
 	steer_destroy(d.steer);
+	neigh_close(d.neigh);
 	close(d.main_efd);
 	close(sfd);
 	return 0;

@@ -153,9 +153,9 @@ static void sync_conf(struct worker *w)
 			log_err("worker %u: out of memory applying the new configuration", w->id);
 			abort();
 		}
-		if (c->ul[w->id] && (c->ul[w->id] != old->ul[w->id] || c->hc != old->hc)) {
+		if (c->ul[w->id] && (c->ul[w->id] != old->ul[w->id] || c->hc != old->hc || c->nh != old->nh)) {
 			char err[256];
-			if (!underlay_set_peers(c->ul[w->id], c->hc->peers, c->hc->n_peers, NULL, err, sizeof(err)))
+			if (!underlay_set_peers(c->ul[w->id], c->hc->peers, c->hc->n_peers, c->nh, err, sizeof(err)))
 				log_err("underlay peers: %s", err);
 		}
 		uint8_t *m = calloc(c->n_ports + 1u, 1);
@@ -227,7 +227,7 @@ static void *worker_main(void *arg)
 	while (!atomic_load(&d->stop)) {
 		sync_conf(w);
 		const struct dconf *c = w->conf;
-		size_t n = c->n_ports + 2u;
+		size_t n = c->n_ports + 3u;
 		if (n > cap) {
 			struct pollfd *np = realloc(pfd, n * sizeof(*pfd));
 			if (!np) {
@@ -240,9 +240,10 @@ static void *worker_main(void *arg)
 		pfd[0] = (struct pollfd){.fd = w->efd, .events = POLLIN};
 		struct underlay *ul = c->ul[w->id];
 		pfd[1] = (struct pollfd){.fd = ul ? underlay_fd(ul) : -1, .events = POLLIN};
+		pfd[2] = (struct pollfd){.fd = ul ? underlay_uplink_fd(ul) : -1, .events = POLLIN};
 		for (uint16_t i = 0; i < c->n_ports; i++) {
 			struct io_port *io = c->io[(size_t)w->id * c->n_ports + i];
-			pfd[2 + i] = (struct pollfd){.fd = io && !w->muted[i] ? io_fd(io) : -1, .events = POLLIN};
+			pfd[3 + i] = (struct pollfd){.fd = io && !w->muted[i] ? io_fd(io) : -1, .events = POLLIN};
 		}
 		/* sleep unless something was handed over meanwhile (producers
 		 * look at `sleeping` after they push) */
@@ -265,7 +266,7 @@ static void *worker_main(void *arg)
 		/* a port whose interface went away polls with an error forever:
 		 * stop polling it and let the control thread close it */
 		for (uint16_t i = 0; i < c->n_ports; i++)
-			if (pfd[2 + i].fd >= 0 && (pfd[2 + i].revents & (POLLERR | POLLHUP | POLLNVAL))) {
+			if (pfd[3 + i].fd >= 0 && (pfd[3 + i].revents & (POLLERR | POLLHUP | POLLNVAL))) {
 				w->muted[i] = 1;
 				wake(d->main_efd);
 			}
@@ -297,7 +298,7 @@ bool worker_init(struct worker *w, struct daemon *d, uint16_t id, const struct d
 		dp_set_worker(w->dp, d->steer, id, pass_cb, w);
 	if (c->ul[id]) {
 		char err[256];
-		if (!underlay_set_peers(c->ul[id], c->hc->peers, c->hc->n_peers, NULL, err, sizeof(err)))
+		if (!underlay_set_peers(c->ul[id], c->hc->peers, c->hc->n_peers, c->nh, err, sizeof(err)))
 			log_err("underlay peers: %s", err);
 	}
 	return true;

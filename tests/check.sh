@@ -95,6 +95,11 @@ else
 	for t in basic chain nat distributed; do
 		runs+=("tests/e2e/e2e_$t.sh:afxdp:2")
 	done
+	# Geneve through the hosts' AF_XDP uplinks (E2E_UPLINK=1)
+	for w in 1 2; do
+		runs+=("tests/e2e/e2e_distributed.sh:uplink:$w")
+	done
+	runs+=("tests/e2e/e2e_underlay.sh:uplink:2")
 	for t in basic chain nat; do
 		runs+=("tests/e2e/e2e_$t.sh::1")
 	done
@@ -108,7 +113,9 @@ else
 		bindir=$PWD/build/bin
 		[ "$san" = asan ] && bindir=$PWD/build-asan/bin
 		section "e2e $name"
-		out=$(E2E_IO=$io E2E_WORKERS=$workers DETOUR_BIN=$bindir timeout --kill-after=10 "${E2E_TIMEOUT:-600}" bash "$t" 2>&1)
+		ul=""
+		[ "$io" = uplink ] && io="" ul=1
+		out=$(E2E_IO=$io E2E_UPLINK=$ul E2E_WORKERS=$workers DETOUR_BIN=$bindir timeout --kill-after=10 "${E2E_TIMEOUT:-600}" bash "$t" 2>&1)
 		rc=$?
 		printf '%s\n' "$out"
 		np=$(grep -c '^PASS: ' <<<"$out")

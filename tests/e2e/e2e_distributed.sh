@@ -12,6 +12,9 @@
 # with no service-plane packet of either SPI going to h1 before the end of
 # its path; tshark finds no malformed packet and no error in the whole
 # capture (also each hop alone); detourctl trace names h2 and h3.
+# E2E_UPLINK=1 (lib.sh): the same through each host's AF_XDP uplink, whose
+# outer headers Detour writes itself; then the uplink must have carried
+# nearly all Geneve, to next hops the kernel resolved (ARP).
 source "$(dirname "$0")/lib.sh"
 e2e_init
 lab_up "$TOPO/three.yaml"
@@ -176,4 +179,20 @@ check "detourctl show tunnels on h1" ctl h1 show tunnels
 n=$(tunnel_counter h1 h2 tx_pkts)
 m=$(tunnel_counter h1 h3 rx_pkts)
 assert "show tunnels on h1 counts packets to h2 ($n) and from h3 ($m)" "$n" -gt 100 -a "$m" -gt 100
+if [ -n "${E2E_UPLINK:-}" ]; then
+	for hp in "h1 h2" "h1 h3" "h2 h3" "h3 h1"; do
+		set -- $hp
+		nh=$(uplink_field "$1" "$2" next_hop)
+		mac=$(lab_exec "$2" cat /sys/class/net/ul0/address 2>/dev/null)
+		assert "$1's next hop to $2 on its uplink is $2's ul0 ($nh, want $mac)" "$nh" = "$mac"
+		for f in tx_pkts rx_pkts; do
+			all=$(tunnel_counter "$1" "$2" "$f")
+			up=$(uplink_field "$1" "$2" "$f")
+			# the first packets may leave through the sockets while the
+			# kernel resolves the neighbour
+			assert "$1 <> $2: the uplink carried $up of $all ($f), want >= 90%" \
+				"$all" -gt 100 -a "$((up * 10))" -ge "$((all * 9))"
+		done
+	done
+fi
 finish

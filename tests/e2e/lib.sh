@@ -19,7 +19,7 @@ CTL=$BIN/detourctl
 SN_BIN=$BIN/detour-sn
 TOPO=$E2E_DIR/topo
 PY=/usr/bin/python3 # scapy imports only under the system python
-TEST_NAME=$(basename "$0" .sh)${E2E_IO:+ ($E2E_IO)}${E2E_WORKERS:+ (${E2E_WORKERS} worker$([ "$E2E_WORKERS" = 1 ] || echo s))}
+TEST_NAME=$(basename "$0" .sh)${E2E_IO:+ ($E2E_IO)}${E2E_UPLINK:+ (uplink)}${E2E_WORKERS:+ (${E2E_WORKERS} worker$([ "$E2E_WORKERS" = 1 ] || echo s))}
 case $BIN in *build-asan*) TEST_NAME="$TEST_NAME (asan)" ;; esac
 # E2E_WORKERS=N: every detourd of the lab runs --workers N (default: one per CPU)
 if [ -n "${E2E_WORKERS:-}" ]; then
@@ -101,12 +101,15 @@ finish() {
 
 # lab_up FILE: builds the lab or fails the test (and exits).
 # E2E_IO=afxdp|afpacket|auto runs the lab's ports with that I/O backend:
-# each host of the topology gets `io: $E2E_IO`.
+# each host of the topology gets `io: $E2E_IO`. E2E_UPLINK=1: each host
+# sends and receives Geneve through an AF_XDP uplink on ul0 (`uplink: ul0`).
 lab_up() {
-	local file=$1
-	if [ -n "${E2E_IO:-}" ]; then
+	local file=$1 add=""
+	[ -n "${E2E_IO:-}" ] && add=", io: $E2E_IO"
+	[ -n "${E2E_UPLINK:-}" ] && add="$add, uplink: ul0"
+	if [ -n "$add" ]; then
 		file=$TMP/$(basename "$1")
-		sed -E "s/(vtep: [^,}]+)/\1, io: $E2E_IO/" "$1" >"$file"
+		sed -E "s/(vtep: [^,}]+)/\1$add/" "$1" >"$file"
 	fi
 	if "$LAB" --prefix "$PREFIX" up "$file" >"$TMP/lab-up.log" 2>&1; then
 		pass "lab up ($(basename "$1"))"
@@ -517,6 +520,20 @@ except ValueError:
 if isinstance(rows, dict):
     rows = rows.get("tunnels", [])
 print(sum(int(r.get(field, 0)) for r in rows if r.get("host") == peer))' "$2" "$3"
+}
+
+# uplink_field HOST PEER FIELD: FIELD (rx_pkts, tx_pkts, next_hop, name) of
+# the uplink of PEER's row in HOST's `show tunnels`; "none" without an uplink.
+uplink_field() {
+	ctl "$1" --json show tunnels 2>/dev/null | "$PY" -c '
+import json, sys
+peer, field = sys.argv[1], sys.argv[2]
+for r in json.load(sys.stdin):
+    if r.get("host") == peer:
+        u = r.get("uplink")
+        print("none" if u is None else u.get(field)); break
+else:
+    print("none")' "$2" "$3"
 }
 
 # stat_counter HOST KEY: the integer KEY at the top level of HOST's

@@ -22,7 +22,7 @@ endif
 CFLAGS  += $(ARCHFLAGS) $(LTO)
 CFLAGS  += -std=c17 -Wall -Wextra -Werror -D_GNU_SOURCE -Isrc -MMD -MP $(SAN)
 LDFLAGS += $(SAN) $(LTO) $(if $(LTO),$(OPT))
-LDLIBS  += -lyaml -ljansson -lpthread -lm -lxdp -lbpf -lurcu-qsbr -lurcu-common
+LDLIBS  += -lyaml -ljansson -lpthread -lm -lxdp -lbpf -lurcu-qsbr -lurcu-common -lmnl
 
 PROGS   := detourd detourctl detour-sn detour-lab
 LIB_SRC := $(wildcard src/*.c)
@@ -105,7 +105,7 @@ FUZZ_CFLAGS := $(ARCHFLAGS) -std=c17 -g -O1 -Wall -Wextra -Werror -D_GNU_SOURCE 
 fuzz: $(BPF_HDR)
 	@mkdir -p $(FUZZ_BUILD)
 	@set -e; for f in $(FUZZ_SRC); do n=$$(basename $$f .c); \
-	  echo "  FUZZ $$n"; clang $(FUZZ_CFLAGS) -o $(FUZZ_BUILD)/$$n $$f $(filter-out src/main.c,$(LIB_SRC)) -lyaml -ljansson -lpthread -lm -lxdp -lbpf; done
+	  echo "  FUZZ $$n"; clang $(FUZZ_CFLAGS) -o $(FUZZ_BUILD)/$$n $$f $(filter-out src/main.c,$(LIB_SRC)) $(LDLIBS); done
 
 unit: $(TESTS)
 	@tests/run-unit.sh $(BUILD)

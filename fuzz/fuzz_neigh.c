@@ -2,8 +2,9 @@
  * src/neigh.c (neigh_parse_route, neigh_parse_neigh, neigh_parse_ack). The
  * first 4 bytes of the input are the sequence number looked for, the rest
  * is the receive buffer. Results must be one of the documented codes, the
- * same on a second run, and consistent: no gateway means the next hop is
- * the destination, IPv4 replies hold IPv4 addresses, fields without
+ * same on a second run from a copy at an odd address (the parsers hand
+ * libmnl an aligned copy), and consistent: no gateway means the next hop
+ * is the destination, IPv4 replies hold IPv4 addresses, fields without
  * their attribute stay zero, extended-ack texts are terminated. */
 #include <errno.h>
 #include <stdlib.h>
@@ -34,7 +35,7 @@ static bool is_zero(const void *p, size_t n)
 	return true;
 }
 
-static void route(const uint8_t *buf, size_t len, uint32_t seq, const char *dst_text)
+static void route(const uint8_t *buf, const uint8_t *odd, size_t len, uint32_t seq, const char *dst_text)
 {
 	struct ipaddr dst;
 	if (!ipaddr_parse(dst_text, &dst))
@@ -43,7 +44,7 @@ static void route(const uint8_t *buf, size_t len, uint32_t seq, const char *dst_
 	int rc = neigh_parse_route(buf, len, seq, &dst, &r);
 	check_rc(rc);
 	check_kmsg(r.kmsg, sizeof(r.kmsg), rc);
-	if (neigh_parse_route(buf, len, seq, &dst, &r2) != rc || memcmp(&r, &r2, sizeof(r)) != 0)
+	if (neigh_parse_route(odd, len, seq, &dst, &r2) != rc || memcmp(&r, &r2, sizeof(r)) != 0)
 		abort();
 	if (rc != 0) {
 		/* nothing but the text is filled on failure */
@@ -59,13 +60,13 @@ static void route(const uint8_t *buf, size_t len, uint32_t seq, const char *dst_
 		abort();
 }
 
-static void neigh(const uint8_t *buf, size_t len, uint32_t seq)
+static void neigh(const uint8_t *buf, const uint8_t *odd, size_t len, uint32_t seq)
 {
 	struct neigh_entry e, e2;
 	int rc = neigh_parse_neigh(buf, len, seq, &e);
 	check_rc(rc);
 	check_kmsg(e.kmsg, sizeof(e.kmsg), rc);
-	if (neigh_parse_neigh(buf, len, seq, &e2) != rc || memcmp(&e, &e2, sizeof(e)) != 0)
+	if (neigh_parse_neigh(odd, len, seq, &e2) != rc || memcmp(&e, &e2, sizeof(e)) != 0)
 		abort();
 	if (rc != 0) {
 		if (e.has_dst || e.has_lladdr || e.family || e.state || e.ifindex)
@@ -82,14 +83,14 @@ static void neigh(const uint8_t *buf, size_t len, uint32_t seq)
 		abort();
 }
 
-static void ack(const uint8_t *buf, size_t len, uint32_t seq)
+static void ack(const uint8_t *buf, const uint8_t *odd, size_t len, uint32_t seq)
 {
 	char kmsg[16];
 	memset(kmsg, 'x', sizeof(kmsg));
 	int rc = neigh_parse_ack(buf, len, seq, kmsg, sizeof(kmsg));
 	check_rc(rc);
 	check_kmsg(kmsg, sizeof(kmsg), rc);
-	if (neigh_parse_ack(buf, len, seq, NULL, 0) != rc)
+	if (neigh_parse_ack(odd, len, seq, NULL, 0) != rc)
 		abort();
 }
 
@@ -101,9 +102,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		data += 4;
 		size -= 4;
 	}
-	route(data, size, seq, "10.9.0.7");
-	route(data, size, seq, "fd00::7");
-	neigh(data, size, seq);
-	ack(data, size, seq);
+	/* the same bytes at an odd address, still ending where the allocation does */
+	uint8_t *copy = malloc(size + 1);
+	if (!copy)
+		abort();
+	memcpy(copy + 1, data, size);
+	const uint8_t *odd = copy + 1;
+	route(data, odd, size, seq, "10.9.0.7");
+	route(data, odd, size, seq, "fd00::7");
+	neigh(data, odd, size, seq);
+	ack(data, odd, size, seq);
+	free(copy);
 	return 0;
 }

@@ -5,7 +5,7 @@ set -eu
 PKGS="
   make gcc clang llvm libclang-rt-14-dev pkg-config
   libyaml-dev libjansson-dev libcmocka-dev
-  libxdp-dev libbpf-dev xxd liburcu-dev
+  libxdp-dev libbpf-dev xxd liburcu-dev libmnl-dev
   iproute2 nftables ethtool bridge-utils
   netcat-openbsd curl iperf3 iputils-ping
   tcpdump tshark python3-scapy

@@ -6,8 +6,8 @@
  * to resolve (NTF_USE: the kernel sends the ARP request or neighbour
  * solicitation and keeps answering ARP/ND on the uplink itself).
  *
- * Owns: one NETLINK_ROUTE socket (blocking, SO_RCVTIMEO 1 s) and its
- * receive buffer. Not thread-safe: one control thread uses a struct neigh.
+ * Owns: one NETLINK_ROUTE socket (libmnl; blocking, SO_RCVTIMEO 1 s) and
+ * its receive buffer. Not thread-safe: one control thread uses a struct neigh.
  * Must not: send packets itself, change routes or neighbour entries (the
  * only write is NTF_USE, the kernel's own "resolve or confirm this"), or
  * be called on the packet path (every call is a blocking round trip to the
@@ -59,14 +59,17 @@ const char *neigh_state_name(enum neigh_state s);
 
 /* ---- reply parsers: pure functions, exposed for the tests and the fuzz
  * target. They take a whole netlink receive buffer (one or more nlmsghdr,
- * any alignment), check every length before reading and never read past
- * len. Messages of another sequence number are skipped (but must be well
- * formed: a bad length ends the walk). Each returns 0 on success, -errno
- * from an NLMSG_ERROR for seq (with the kernel's extended-ack text in kmsg
- * when present), and -EBADMSG on malformed or truncated input or when no
- * reply for seq is in the buffer. */
+ * any alignment, at most NEIGH_PARSE_MAX bytes), check every length before
+ * reading and never read past len. Messages of another sequence number are
+ * skipped (but must be well formed: a bad length ends the walk). Each
+ * returns 0 on success, -errno from an NLMSG_ERROR for seq (with the
+ * kernel's extended-ack text in kmsg when present), and -EBADMSG on
+ * malformed or truncated input, on a buffer longer than NEIGH_PARSE_MAX,
+ * when a message before the reply is flagged NLM_F_DUMP_INTR (libmnl
+ * refuses those), or when no reply for seq is in the buffer. */
 
 #define NEIGH_KMSG_LEN 96
+#define NEIGH_PARSE_MAX 8192 /* the receive buffer's size: the longest buffer the parsers take */
 
 /* A route reply (RTM_NEWROUTE). */
 struct neigh_route {

@@ -423,6 +423,12 @@ static void test_bad_lengths(void **state)
 	struct nlbuf badfirst = two;
 	set_u32(badfirst.b, 8);
 	assert_int_equal(parse_route_exact(badfirst.b, badfirst.len, 8, "10.77.1.2", &r), -EBADMSG);
+	/* ... also one of 2 GiB or more (libmnl 1.0.4's mnl_nlmsg_ok takes it for a fit) */
+	const uint32_t huge[] = {0x80000000u, 0xfffffffcu};
+	for (size_t i = 0; i < ARRAY_SIZE(huge); i++) {
+		set_u32(badfirst.b, huge[i]);
+		assert_int_equal(parse_route_exact(badfirst.b, badfirst.len, 8, "10.77.1.2", &r), -EBADMSG);
+	}
 	/* trailing bytes after the last message */
 	struct nlbuf trail = {0};
 	nb_route(&trail, 40, AF_INET, RTN_UNICAST);
@@ -606,6 +612,48 @@ static void test_kernel_replies(void **state)
 	for (size_t len = 0; len < sizeof(k_route); len++)
 		if (parse_route_exact(k_route, len, 41, "10.9.0.7", &r) != -EBADMSG)
 			fail_msg("kernel route reply cut to %zu bytes accepted", len);
+}
+
+/* A buffer of any alignment is parsed (the parsers hand libmnl an aligned
+ * copy); one longer than NEIGH_PARSE_MAX is refused. */
+static void test_alignment_and_size(void **state)
+{
+	(void)state;
+	struct nlbuf nb = {0};
+	good_route(&nb, 11);
+	good_neigh(&nb, 12);
+	nb_error(&nb, 13, -ENOENT, false, "Neighbour entry not found");
+	struct ipaddr d = A("10.77.1.2");
+	for (size_t shift = 1; shift < 8; shift++) {
+		uint8_t *b = malloc(nb.len + shift);
+		assert_non_null(b);
+		memcpy(b + shift, nb.b, nb.len);
+		struct neigh_route r;
+		struct neigh_entry e;
+		char kmsg[NEIGH_KMSG_LEN];
+		assert_int_equal(neigh_parse_route(b + shift, nb.len, 11, &d, &r), 0);
+		assert_int_equal(r.oif, 7);
+		assert_addr(&r.gw, "10.9.0.254");
+		assert_int_equal(neigh_parse_neigh(b + shift, nb.len, 12, &e), 0);
+		assert_memory_equal(e.lladdr, MAC7, 6);
+		assert_int_equal(neigh_parse_ack(b + shift, nb.len, 13, kmsg, sizeof(kmsg)), -ENOENT);
+		assert_string_equal(kmsg, "Neighbour entry not found");
+		free(b);
+	}
+	/* an NLMSG_NOOP filling the buffer up to the route reply at its end */
+	struct nlbuf r1 = {0};
+	good_route(&r1, 14);
+	for (size_t total = NEIGH_PARSE_MAX; total <= NEIGH_PARSE_MAX + 4; total += 4) {
+		uint8_t *b = calloc(1, total);
+		assert_non_null(b);
+		struct nlmsghdr noop = {.nlmsg_len = (uint32_t)(total - r1.len), .nlmsg_type = NLMSG_NOOP,
+					 .nlmsg_seq = 14};
+		memcpy(b, &noop, sizeof(noop));
+		memcpy(b + total - r1.len, r1.b, r1.len);
+		struct neigh_route r;
+		assert_int_equal(neigh_parse_route(b, total, 14, &d, &r), total <= NEIGH_PARSE_MAX ? 0 : -EBADMSG);
+		free(b);
+	}
 }
 
 static void test_state_names(void **state)
@@ -922,6 +970,7 @@ int main(void)
 		cmocka_unit_test(test_neigh_reply),
 		cmocka_unit_test(test_ack),
 		cmocka_unit_test(test_kernel_replies),
+		cmocka_unit_test(test_alignment_and_size),
 		cmocka_unit_test(test_state_names),
 		cmocka_unit_test(test_live_direct),
 		cmocka_unit_test(test_live_gateway),

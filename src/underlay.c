@@ -287,20 +287,23 @@ void underlay_peer_rx_drop(struct underlay *u, const struct ipaddr *vtep)
 
 /* ---- receive ---- */
 
-/* The peer of a datagram from a, counted; NULL (counted unknown) if none. */
-static struct underlay_peer_stats *rx_peer(struct underlay *u, const struct ipaddr *a, uint32_t len)
+/* The peer a datagram came from; NULL (counted as unknown) if none. */
+static struct underlay_peer_stats *rx_peer(struct underlay *u, const struct ipaddr *a)
 {
 	struct underlay_peer_stats *ps = find_peer(u, a);
 	if (!ps) {
 		u->st.rx_unknown_vtep++;
 		u->st.last_unknown = *a;
-		return NULL;
 	}
+	return ps;
+}
+
+static void rx_count(struct underlay *u, struct underlay_peer_stats *ps, uint32_t len)
+{
 	ps->rx_pkts++;
 	ps->rx_bytes += len;
 	u->st.rx_pkts++;
 	u->st.rx_bytes += len;
-	return ps;
 }
 
 static uint32_t sock_rx(struct underlay *u, struct pkt_pool *pool, struct pkt **pkts, struct ipaddr *from,
@@ -341,23 +344,19 @@ static uint32_t sock_rx(struct underlay *u, struct pkt_pool *pool, struct pkt **
 			pkt_free(pool, p);
 			continue;
 		}
+		struct underlay_peer_stats *ps = rx_peer(u, &a);
+		if (!ps) {
+			pkt_free(pool, p);
+			continue;
+		}
 		if ((msg[i].msg_hdr.msg_flags & MSG_TRUNC) || msg[i].msg_len > PKT_DATA_ROOM) {
-			struct underlay_peer_stats *ps = find_peer(u, &a);
-			if (!ps) {
-				u->st.rx_unknown_vtep++;
-				u->st.last_unknown = a;
-			} else {
-				u->st.rx_trunc++;
-				ps->rx_drops++;
-			}
+			u->st.rx_trunc++;
+			ps->rx_drops++;
 			pkt_free(pool, p);
 			continue;
 		}
 		p->len = msg[i].msg_len;
-		if (!rx_peer(u, &a, p->len)) {
-			pkt_free(pool, p);
-			continue;
-		}
+		rx_count(u, ps, p->len);
 		pkts[out] = p;
 		from[out] = a;
 		out++;
@@ -381,11 +380,12 @@ static uint32_t up_rx(struct underlay *u, struct pkt_pool *pool, struct pkt **pk
 			pkt_free(pool, p);
 			continue;
 		}
-		struct underlay_peer_stats *ps = rx_peer(u, &from[out], p->len);
+		struct underlay_peer_stats *ps = rx_peer(u, &from[out]);
 		if (!ps) {
 			pkt_free(pool, p);
 			continue;
 		}
+		rx_count(u, ps, p->len);
 		ps->up_rx_pkts++;
 		u->st.up_rx_pkts++;
 		pkts[out++] = p;

@@ -52,6 +52,7 @@ struct totals {
 	uint64_t fc_hits, fc_misses;
 	uint64_t pool_size, pool_free;
 	uint64_t copies, stateless_flows, flows_repinned, nat_aliases, passed_on, mtu_too_big, mtu_fragmented;
+	uint64_t up_rx_bad, up_tx_no_nh;  /* the underlay's uplink: bad outer headers, sent on sockets */
 	json_t *workers;                /* per worker: connections, frames handed to other workers */
 };
 
@@ -113,6 +114,13 @@ static void add_worker(struct worker *w, void *arg)
 	t->passed_on += dp->passed_on;
 	t->mtu_too_big += dp->mtu_too_big;
 	t->mtu_fragmented += dp->mtu_fragmented;
+	const struct underlay *ul = w->conf->ul[w->id];
+	if (ul) {
+		struct underlay_stats us;
+		underlay_get_stats(ul, &us);
+		t->up_rx_bad += us.up_rx_bad;
+		t->up_tx_no_nh += us.up_tx_no_nh;
+	}
 	json_array_append_new(t->workers, json_pack("{s:i, s:i, s:I, s:I}", "worker", (int)w->id, "cpu", w->cpu,
 						    "connections", (json_int_t)cs.entries, "handed_out",
 						    (json_int_t)w->handed_out));
@@ -406,6 +414,8 @@ static json_t *show_stats(void *ctx, json_t *args, char *err, size_t errlen)
 			      (json_int_t)t.flows_repinned, "nat_aliases", (json_int_t)t.nat_aliases,
 			      "passed_between_workers", (json_int_t)t.passed_on, "mtu_icmp_sent",
 			      (json_int_t)t.mtu_too_big, "mtu_fragmented", (json_int_t)t.mtu_fragmented);
+	json_object_set_new(o, "uplink", json_pack("{s:I, s:I}", "rx_bad_outer_headers", (json_int_t)t.up_rx_bad,
+						   "tx_on_sockets_no_next_hop", (json_int_t)t.up_tx_no_nh));
 	totals_free(&t);
 	return o;
 }
@@ -413,7 +423,7 @@ static json_t *show_stats(void *ctx, json_t *args, char *err, size_t errlen)
 struct tunnels_ctx {
 	uint32_t n;                      /* peers */
 	struct underlay_peer_stats *ps;  /* [n] summed over the workers */
-	struct underlay_stats us;        /* unknown senders summed, the last one seen; bad uplink frames */
+	struct underlay_stats us;        /* unknown senders summed, the last one seen */
 	const char *uplink;              /* its name, NULL without */
 	bool any;
 };
@@ -442,7 +452,6 @@ static void tunnels_of(struct worker *w, void *arg)
 	struct underlay_stats us;
 	underlay_get_stats(ul, &us);
 	t->uplink = underlay_uplink_name(ul);
-	t->us.up_rx_bad += us.up_rx_bad;
 	if (us.rx_unknown_vtep) {
 		t->us.rx_unknown_vtep += us.rx_unknown_vtep;
 		t->us.last_unknown = us.last_unknown;
@@ -480,11 +489,11 @@ static json_t *show_tunnels(void *ctx, json_t *args, char *err, size_t errlen)
 		if (tc.uplink) {
 			struct mac m;
 			bool known = underlay_nh_mac(nh, m.b);
-			json_object_set_new(e, "uplink", json_pack("{s:s, s:o, s:I, s:I, s:I}", "name", tc.uplink,
-								   "next_hop", known ? mac_json(&m) : json_null(),
-								   "rx_pkts", (json_int_t)ps->up_rx_pkts, "tx_pkts",
-								   (json_int_t)ps->up_tx_pkts, "rx_bad",
-								   (json_int_t)tc.us.up_rx_bad));
+			json_t *u = json_pack("{s:s, s:o, s:I, s:I}", "uplink", tc.uplink, "next_hop",
+					      known ? mac_json(&m) : json_string("-"), "uplink_rx_pkts",
+					      (json_int_t)ps->up_rx_pkts, "uplink_tx_pkts", (json_int_t)ps->up_tx_pkts);
+			json_object_update(e, u);
+			json_decref(u);
 		}
 		json_array_append_new(a, e);
 	}

@@ -522,16 +522,16 @@ if isinstance(rows, dict):
 print(sum(int(r.get(field, 0)) for r in rows if r.get("host") == peer))' "$2" "$3"
 }
 
-# uplink_field HOST PEER FIELD: FIELD (rx_pkts, tx_pkts, next_hop, name) of
-# the uplink of PEER's row in HOST's `show tunnels`; "none" without an uplink.
+# uplink_field HOST PEER FIELD: FIELD (uplink, next_hop, uplink_rx_pkts,
+# uplink_tx_pkts) of PEER's row in HOST's `show tunnels`; "none" when the
+# row has no uplink.
 uplink_field() {
 	ctl "$1" --json show tunnels 2>/dev/null | "$PY" -c '
 import json, sys
 peer, field = sys.argv[1], sys.argv[2]
 for r in json.load(sys.stdin):
     if r.get("host") == peer:
-        u = r.get("uplink")
-        print("none" if u is None else u.get(field)); break
+        print(r[field] if "uplink" in r else "none"); break
 else:
     print("none")' "$2" "$3"
 }

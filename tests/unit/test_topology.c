@@ -375,6 +375,8 @@ static void test_example_three_hosts(void **state)
 		dump(&e);
 	assert_non_null(t);
 	assert_int_equal(t->n_hosts, 3);
+	for (uint16_t h = 0; h < 3; h++)
+		assert_string_equal(t->hosts[h].uplink, "ul0");
 	uint16_t a = topology_guest_index(t, "A"), b = topology_guest_index(t, "B");
 	assert_int_equal(t->guests[a].host, topology_host_index(t, "h1"));
 	assert_int_equal(t->guests[b].host, topology_host_index(t, "h3"));

@@ -13,9 +13,9 @@
  * path: no lock, no shared ring or counter.
  *
  * The XDP program (bpf/xsk_redirect.c, compiled and embedded at build
- * time; for the underlay uplink, xdp_geneve, its variant that takes only
- * Geneve to the VTEP) redirects each queue to its socket through an XSKMAP sized to
- * every queue of the interface. A process-wide registry (mutex, taken on
+ * time; with xdp_geneve, the underlay uplink's variant xsk_geneve, which
+ * takes only Geneve to the VTEP) redirects each queue to its socket through
+ * an XSKMAP sized to every queue of the interface. A process-wide registry (mutex, taken on
  * open and close only) keeps one loaded program, XSKMAP and BPF link per
  * interface (network namespace + ifindex) with a count of the ports using
  * it: the first port loads and attaches it (native mode, else generic),

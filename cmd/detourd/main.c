@@ -526,7 +526,7 @@ int main(int argc, char **argv)
 	}
 	char err[256];
 	if (!(d.neigh = neigh_open(err, sizeof(err))))
-		log_warn("%s: an uplink will carry nothing (no next hops)", err);
+		log_warn("%s: no next hops for an uplink, Geneve goes through the UDP sockets", err);
 	open_ports(&d, conf, false);
 	open_underlay(&d, conf, false);
 	resolve_next_hops(&d, conf);

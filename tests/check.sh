@@ -99,7 +99,7 @@ else
 	for w in 1 2; do
 		runs+=("tests/e2e/e2e_distributed.sh:uplink:$w")
 	done
-	runs+=("tests/e2e/e2e_underlay.sh:uplink:2")
+	runs+=("tests/e2e/e2e_underlay.sh:uplink:2" "tests/e2e/e2e_mtu.sh:uplink:2")
 	for t in basic chain nat; do
 		runs+=("tests/e2e/e2e_$t.sh::1")
 	done

@@ -48,10 +48,6 @@ enum {
 #define CF_FIN1 0x04
 #define CF_SELF 0x08  /* forward key == reverse key: one index slot */
 
-#define TH_FIN 0x01
-#define TH_SYN 0x02
-#define TH_RST 0x04
-#define TH_ACK 0x10
 
 struct bucket {
 	uint32_t sig[SLOTS];
@@ -503,6 +499,12 @@ HOT_INLINE void conntrack_update(struct conntrack *ct, struct conn *c, int dir, 
 		if (c->tcp_state == TCP_SYN_RECV || c->tcp_state == TCP_NEW)
 			c->tcp_state = TCP_ESTABLISHED;
 	}
+}
+
+bool conntrack_expects_synack(const struct conn *c)
+{
+	return c->tcp_state == TCP_NONE || c->tcp_state == TCP_NEW || c->tcp_state == TCP_SYN_SENT ||
+	       c->tcp_state == TCP_SYN_RECV;
 }
 
 static uint32_t conn_timeout(const struct conntrack *ct, const struct conn *c)

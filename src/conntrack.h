@@ -72,10 +72,19 @@ void conntrack_prefetch_insert(const struct conntrack *ct, const struct flow_key
  * selection. */
 struct conn *conntrack_insert(struct conntrack *ct, const struct flow_key *k, uint16_t reverse_zone,
 			      uint64_t now_ns);
+/* TCP header flags, as conntrack_update takes them. */
+#define TH_FIN 0x01
+#define TH_SYN 0x02
+#define TH_RST 0x04
+#define TH_ACK 0x10
+
 /* Update state on a packet of c in direction dir (TCP flags; 0 for non-TCP).
  * c is an entry this table's lookup or insert returned (it may have been
  * deleted since: nothing happens then). */
 void conntrack_update(struct conntrack *ct, struct conn *c, int dir, uint8_t tcp_flags, uint64_t now_ns);
+/* Would a SYN-ACK in the reply direction answer a SYN that c saw (TCP:
+ * the handshake is under way, or nothing was seen yet)? true for non-TCP. */
+bool conntrack_expects_synack(const struct conn *c);
 /* Packets seen in direction dir of c (all 64 bits). */
 uint64_t conntrack_pkts(const struct conntrack *ct, const struct conn *c, int dir);
 /* How long c has been idle at now_ns (whole milliseconds). */

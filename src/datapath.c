@@ -299,6 +299,20 @@ static uint16_t reverse_rule(const struct datapath *dp, const struct pkt *p, uin
 
 /* The decision for one packet, given its connection (or none) and the rule
  * of this point (CLS_NO_RULE if none). */
+/* A SYN-ACK under a NAT alias whose own connection sent no SYN through the
+ * node (learn_nat keeps the alias's TCP state from the packets the node
+ * returns): it answers a new connection with the same tuple that took no
+ * path, e.g. a direct one to the port a DNAT rewrote another one to. The
+ * alias is stale; the packet is classified without it. */
+static __attribute__((noinline)) bool stale_alias(struct datapath *dp, const struct pkt *p, struct conn *c, int dir)
+{
+	if (dir != 1 || (p->lay.tcp_flags & (TH_SYN | TH_ACK)) != (TH_SYN | TH_ACK) || conntrack_expects_synack(c))
+		return false;
+	conntrack_delete(dp->ct, c);
+	dp->nat_aliases_stale++;
+	return true;
+}
+
 static HOT_INLINE void classify_one(struct datapath *dp, struct pkt *p, struct conn *c, int dir, uint16_t rule)
 {
 	const struct hostcfg *hc = dp->hc;
@@ -307,6 +321,8 @@ static HOT_INLINE void classify_one(struct datapath *dp, struct pkt *p, struct c
 	uint16_t path_idx;
 	uint8_t action;
 	bool reverse;
+	if (c && c->rule == CLS_NO_RULE && stale_alias(dp, p, c, dir))
+		c = NULL;
 	if (c) {
 		conntrack_update(dp->ct, c, dir, p->lay.tcp_flags, dp->now_ns);
 		if (c->fp == FP_DROP) {
@@ -598,8 +614,11 @@ static void learn_nat(struct datapath *dp, const struct pkt *p, uint16_t guest, 
 	if (conntrack_lookup(dp->ct, &k, &dir))
 		return; /* not rewritten */
 	k.zone |= ZONE_NAT_ALIAS;
-	if (conntrack_lookup(dp->ct, &k, &dir))
-		return; /* alias known */
+	struct conn *a = conntrack_lookup(dp->ct, &k, &dir);
+	if (a) { /* alias known: it follows its connection's TCP state (stale_alias) */
+		conntrack_update(dp->ct, a, 0, p->lay.tcp_flags, dp->now_ns);
+		return;
+	}
 	bool reverse;
 	const struct path *path = path_by_spi(dp->hc->ps, p->md.spi, &reverse);
 	if (!path || reverse)
@@ -610,6 +629,7 @@ static void learn_nat(struct datapath *dp, const struct pkt *p, uint16_t guest, 
 	c->path = (uint16_t)(path - dp->hc->ps->paths);
 	c->rule = CLS_NO_RULE;
 	c->action = RULE_REDIRECT;
+	conntrack_update(dp->ct, c, 0, p->lay.tcp_flags, dp->now_ns);
 	dp->nat_aliases++;
 	dp->nat_guest[guest] = 1;
 	if (dp->steer) /* replies under the rewritten tuple must come to this worker */

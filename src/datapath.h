@@ -87,7 +87,7 @@ struct datapath {
 	struct dp_path_stats *path_stats; /* [n_paths] */
 	struct dp_queue q[ST__MAX];
 	uint64_t drops[DROP__MAX];
-	uint64_t stateless_flows, copies, flows_repinned, nat_aliases, passed_on;
+	uint64_t stateless_flows, copies, flows_repinned, nat_aliases, nat_aliases_stale, passed_on;
 	uint64_t mtu_too_big, mtu_fragmented; /* guest packets answered with ICMP / fragmented for the tunnel */
 };
 

@@ -51,7 +51,7 @@ struct totals {
 	uint64_t spx_entries, spx_evicted, spx_misses;
 	uint64_t fc_hits, fc_misses;
 	uint64_t pool_size, pool_free;
-	uint64_t copies, stateless_flows, flows_repinned, nat_aliases, passed_on, mtu_too_big, mtu_fragmented;
+	uint64_t copies, stateless_flows, flows_repinned, nat_aliases, nat_aliases_stale, passed_on, mtu_too_big, mtu_fragmented;
 	uint64_t up_rx_bad, up_tx_no_nh;  /* the underlay's uplink: bad outer headers, sent on sockets */
 	json_t *workers;                /* per worker: connections, frames handed to other workers */
 };
@@ -111,6 +111,7 @@ static void add_worker(struct worker *w, void *arg)
 	t->stateless_flows += dp->stateless_flows;
 	t->flows_repinned += dp->flows_repinned;
 	t->nat_aliases += dp->nat_aliases;
+	t->nat_aliases_stale += dp->nat_aliases_stale;
 	t->passed_on += dp->passed_on;
 	t->mtu_too_big += dp->mtu_too_big;
 	t->mtu_fragmented += dp->mtu_fragmented;
@@ -414,6 +415,7 @@ static json_t *show_stats(void *ctx, json_t *args, char *err, size_t errlen)
 			      (json_int_t)t.flows_repinned, "nat_aliases", (json_int_t)t.nat_aliases,
 			      "passed_between_workers", (json_int_t)t.passed_on, "mtu_icmp_sent",
 			      (json_int_t)t.mtu_too_big, "mtu_fragmented", (json_int_t)t.mtu_fragmented);
+	json_object_set_new(o, "nat_aliases_stale", json_integer((json_int_t)t.nat_aliases_stale));
 	json_object_set_new(o, "uplink", json_pack("{s:I, s:I}", "rx_bad_outer_headers", (json_int_t)t.up_rx_bad,
 						   "tx_on_sockets_no_next_hop", (json_int_t)t.up_tx_no_nh));
 	totals_free(&t);

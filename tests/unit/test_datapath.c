@@ -349,6 +349,60 @@ static void test_snat_learned_at_home(void **state)
 	memhost_emulate_nodes(mh, true);
 }
 
+/* After a connection the node source-NATted (.1 to .9) has ended, its alias
+ * under .9 must not capture a new connection with the same tuple that took
+ * no path: a SYN-ACK under the alias answers a SYN the alias never saw (the
+ * node returned none), so it goes straight to vm1 and the alias goes. While
+ * the aliased connection's own handshake runs, its SYN-ACKs (also a
+ * retransmitted one) take the reverse path, also when the client opens it
+ * again with the same port after a reset. */
+static void test_stale_nat_alias(void **state)
+{
+	(void)state;
+	memhost_emulate_nodes(mh, false);
+	const struct datapath *dp = memhost_dp(mh);
+	uint64_t stale = dp->nat_aliases_stale;
+	uint8_t f[1600], r[1600], x[1600], out[PKT_DATA_ROOM];
+	uint32_t len = build(f, MAC2, MAC1, 1, 2, IPPROTO_TCP, 41002, 80, 0x02, 100);
+	send1(P1, f, len);
+	assert_int_equal(walk_nodes(12 + 3, 1, 9), 1);
+	assert_int_equal(memhost_take(mh, P2, out, sizeof(out)), len);
+	uint32_t rlen = build(r, MAC1, MAC2, 2, 9, IPPROTO_TCP, 80, 41002, 0x12, 50);
+	for (int twice = 0; twice < 2; twice++) {
+		send1(P2, r, rlen);
+		assert_int_equal(walk_nodes(16 + 3, 9, 1), 1);
+		assert_int_equal(memhost_take(mh, P1, out, sizeof(out)), rlen);
+	}
+	/* the connection ends (vm2 resets it, through the node) */
+	uint32_t xlen = build(x, MAC1, MAC2, 2, 9, IPPROTO_TCP, 80, 41002, 0x04, 0);
+	send1(P2, x, xlen);
+	assert_int_equal(walk_nodes(16 + 3, 9, 1), 1);
+	assert_int_equal(memhost_take(mh, P1, out, sizeof(out)), xlen);
+	assert_int_equal(dp->nat_aliases_stale, stale);
+	/* a SYN-ACK of a new connection under the same tuple: no node */
+	send1(P2, r, rlen);
+	assert_int_equal(walk_nodes(16 + 3, 9, 1), 0);
+	assert_int_equal(memhost_take(mh, P1, out, sizeof(out)), rlen);
+	assert_memory_equal(out + 14, r + 14, rlen - 14);
+	assert_int_equal(dp->nat_aliases_stale, stale + 1);
+	/* the same connection again through the node (the client reuses its
+	 * port): the alias left by the first one follows the new SYN */
+	send1(P1, f, len);
+	assert_int_equal(walk_nodes(12 + 3, 1, 9), 1);
+	assert_int_equal(memhost_take(mh, P2, out, sizeof(out)), len);
+	send1(P2, x, xlen);
+	assert_int_equal(walk_nodes(16 + 3, 9, 1), 1);
+	assert_int_equal(memhost_take(mh, P1, out, sizeof(out)), xlen);
+	send1(P1, f, len);
+	assert_int_equal(walk_nodes(12 + 3, 1, 9), 1);
+	assert_int_equal(memhost_take(mh, P2, out, sizeof(out)), len);
+	send1(P2, r, rlen);
+	assert_int_equal(walk_nodes(16 + 3, 9, 1), 1);
+	assert_int_equal(memhost_take(mh, P1, out, sizeof(out)), rlen);
+	assert_int_equal(dp->nat_aliases_stale, stale + 1);
+	memhost_emulate_nodes(mh, true);
+}
+
 static void test_skip_rule_wins(void **state)
 {
 	(void)state;
@@ -751,6 +805,7 @@ int main(void)
 		cmocka_unit_test(test_flood_classified_at_ingress),
 		cmocka_unit_test(test_chain_both_directions),
 		cmocka_unit_test(test_snat_learned_at_home),
+		cmocka_unit_test(test_stale_nat_alias),
 		cmocka_unit_test(test_skip_rule_wins),
 		cmocka_unit_test(test_copy),
 		cmocka_unit_test(test_guest_cannot_reach_service_plane),

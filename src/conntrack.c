@@ -48,7 +48,6 @@ enum {
 #define CF_FIN1 0x04
 #define CF_SELF 0x08  /* forward key == reverse key: one index slot */
 
-
 struct bucket {
 	uint32_t sig[SLOTS];
 	uint32_t ref[SLOTS];   /* entry * 2 + dir + 1; 0 = empty */

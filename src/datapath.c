@@ -297,8 +297,6 @@ static uint16_t reverse_rule(const struct datapath *dp, const struct pkt *p, uin
 	return classifier_lookup(dp->hc->cls, guest, !ingress, &r);
 }
 
-/* The decision for one packet, given its connection (or none) and the rule
- * of this point (CLS_NO_RULE if none). */
 /* A SYN-ACK under a NAT alias whose own connection sent no SYN through the
  * node (learn_nat keeps the alias's TCP state from the packets the node
  * returns): it answers a new connection with the same tuple that took no
@@ -313,6 +311,8 @@ static __attribute__((noinline)) bool stale_alias(struct datapath *dp, const str
 	return true;
 }
 
+/* The decision for one packet, given its connection (or none) and the rule
+ * of this point (CLS_NO_RULE if none). */
 static HOT_INLINE void classify_one(struct datapath *dp, struct pkt *p, struct conn *c, int dir, uint16_t rule)
 {
 	const struct hostcfg *hc = dp->hc;

@@ -615,25 +615,24 @@ static void learn_nat(struct datapath *dp, const struct pkt *p, uint16_t guest, 
 		return; /* not rewritten */
 	k.zone |= ZONE_NAT_ALIAS;
 	struct conn *a = conntrack_lookup(dp->ct, &k, &dir);
-	if (a) { /* alias known: it follows its connection's TCP state (stale_alias) */
-		conntrack_update(dp->ct, a, 0, p->lay.tcp_flags, dp->now_ns);
-		return;
+	if (!a) {
+		bool reverse;
+		const struct path *path = path_by_spi(dp->hc->ps, p->md.spi, &reverse);
+		if (!path || reverse)
+			return;
+		a = conntrack_insert(dp->ct, &k, (uint16_t)(guest * 2 + (ingress ? 0 : 1)), dp->now_ns);
+		if (!a)
+			return;
+		a->path = (uint16_t)(path - dp->hc->ps->paths);
+		a->rule = CLS_NO_RULE;
+		a->action = RULE_REDIRECT;
+		dp->nat_aliases++;
+		dp->nat_guest[guest] = 1;
+		if (dp->steer) /* replies under the rewritten tuple must come to this worker */
+			steer_nat_learn(dp->steer, &k, dp->worker);
 	}
-	bool reverse;
-	const struct path *path = path_by_spi(dp->hc->ps, p->md.spi, &reverse);
-	if (!path || reverse)
-		return;
-	struct conn *c = conntrack_insert(dp->ct, &k, (uint16_t)(guest * 2 + (ingress ? 0 : 1)), dp->now_ns);
-	if (!c)
-		return;
-	c->path = (uint16_t)(path - dp->hc->ps->paths);
-	c->rule = CLS_NO_RULE;
-	c->action = RULE_REDIRECT;
-	conntrack_update(dp->ct, c, 0, p->lay.tcp_flags, dp->now_ns);
-	dp->nat_aliases++;
-	dp->nat_guest[guest] = 1;
-	if (dp->steer) /* replies under the rewritten tuple must come to this worker */
-		steer_nat_learn(dp->steer, &k, dp->worker);
+	/* the alias follows its connection's TCP state from what the node returns (stale_alias) */
+	conntrack_update(dp->ct, a, 0, p->lay.tcp_flags, dp->now_ns);
 }
 
 static void stage_home(struct datapath *dp, struct pkt **v, uint32_t n)

@@ -322,6 +322,24 @@ static int walk_nodes(size_t at, uint8_t from, uint8_t to)
 	return routed;
 }
 
+/* The routed node source-NATs vm1's .1 to .9: a frame of vm1 to vm2 takes
+ * it on the way out, a frame of vm2 to .9 on the way back. Each comes out at
+ * the other guest's port (into out, PKT_DATA_ROOM bytes) after exactly one
+ * pass through the node. */
+static void snat_out(const uint8_t *f, uint32_t len, uint8_t *out)
+{
+	send1(P1, f, len);
+	assert_int_equal(walk_nodes(12 + 3, 1, 9), 1);
+	assert_int_equal(memhost_take(mh, P2, out, PKT_DATA_ROOM), len);
+}
+
+static void snat_back(const uint8_t *r, uint32_t len, uint8_t *out)
+{
+	send1(P2, r, len);
+	assert_int_equal(walk_nodes(16 + 3, 9, 1), 1);
+	assert_int_equal(memhost_take(mh, P1, out, PKT_DATA_ROOM), len);
+}
+
 /* A routed node that source-NATs (vm1's .1 to .9): vm2 gets the packet from
  * .9, the port proxy at home learns the rewrite (the tuple's tag differs
  * from the one it sent), and vm2's reply to .9 finds the connection under
@@ -335,16 +353,12 @@ static void test_snat_learned_at_home(void **state)
 	uint64_t aliases = dp->nat_aliases;
 	uint8_t f[1600], r[1600], out[PKT_DATA_ROOM];
 	uint32_t len = build(f, MAC2, MAC1, 1, 2, IPPROTO_TCP, 41000, 80, 0x02, 100);
-	send1(P1, f, len);
-	assert_int_equal(walk_nodes(12 + 3, 1, 9), 1);
-	assert_int_equal(memhost_take(mh, P2, out, sizeof(out)), len);
+	snat_out(f, len, out);
 	assert_int_equal(out[14 + 15], 9);
 	assert_int_equal(dp->nat_aliases, aliases + 1);
 	/* the reply, to the address vm2 saw */
 	uint32_t rlen = build(r, MAC1, MAC2, 2, 9, IPPROTO_TCP, 80, 41000, 0x12, 50);
-	send1(P2, r, rlen);
-	assert_int_equal(walk_nodes(16 + 3, 9, 1), 1);
-	assert_int_equal(memhost_take(mh, P1, out, sizeof(out)), rlen);
+	snat_back(r, rlen, out);
 	assert_int_equal(out[14 + 19], 1);
 	memhost_emulate_nodes(mh, true);
 }
@@ -364,20 +378,13 @@ static void test_stale_nat_alias(void **state)
 	uint64_t stale = dp->nat_aliases_stale;
 	uint8_t f[1600], r[1600], x[1600], out[PKT_DATA_ROOM];
 	uint32_t len = build(f, MAC2, MAC1, 1, 2, IPPROTO_TCP, 41002, 80, 0x02, 100);
-	send1(P1, f, len);
-	assert_int_equal(walk_nodes(12 + 3, 1, 9), 1);
-	assert_int_equal(memhost_take(mh, P2, out, sizeof(out)), len);
+	snat_out(f, len, out);
 	uint32_t rlen = build(r, MAC1, MAC2, 2, 9, IPPROTO_TCP, 80, 41002, 0x12, 50);
-	for (int twice = 0; twice < 2; twice++) {
-		send1(P2, r, rlen);
-		assert_int_equal(walk_nodes(16 + 3, 9, 1), 1);
-		assert_int_equal(memhost_take(mh, P1, out, sizeof(out)), rlen);
-	}
+	snat_back(r, rlen, out);
+	snat_back(r, rlen, out); /* retransmitted */
 	/* the connection ends (vm2 resets it, through the node) */
 	uint32_t xlen = build(x, MAC1, MAC2, 2, 9, IPPROTO_TCP, 80, 41002, 0x04, 0);
-	send1(P2, x, xlen);
-	assert_int_equal(walk_nodes(16 + 3, 9, 1), 1);
-	assert_int_equal(memhost_take(mh, P1, out, sizeof(out)), xlen);
+	snat_back(x, xlen, out);
 	assert_int_equal(dp->nat_aliases_stale, stale);
 	/* a SYN-ACK of a new connection under the same tuple: no node */
 	send1(P2, r, rlen);
@@ -387,18 +394,10 @@ static void test_stale_nat_alias(void **state)
 	assert_int_equal(dp->nat_aliases_stale, stale + 1);
 	/* the same connection again through the node (the client reuses its
 	 * port): the alias left by the first one follows the new SYN */
-	send1(P1, f, len);
-	assert_int_equal(walk_nodes(12 + 3, 1, 9), 1);
-	assert_int_equal(memhost_take(mh, P2, out, sizeof(out)), len);
-	send1(P2, x, xlen);
-	assert_int_equal(walk_nodes(16 + 3, 9, 1), 1);
-	assert_int_equal(memhost_take(mh, P1, out, sizeof(out)), xlen);
-	send1(P1, f, len);
-	assert_int_equal(walk_nodes(12 + 3, 1, 9), 1);
-	assert_int_equal(memhost_take(mh, P2, out, sizeof(out)), len);
-	send1(P2, r, rlen);
-	assert_int_equal(walk_nodes(16 + 3, 9, 1), 1);
-	assert_int_equal(memhost_take(mh, P1, out, sizeof(out)), rlen);
+	snat_out(f, len, out);
+	snat_back(x, xlen, out);
+	snat_out(f, len, out);
+	snat_back(r, rlen, out);
 	assert_int_equal(dp->nat_aliases_stale, stale + 1);
 	memhost_emulate_nodes(mh, true);
 }

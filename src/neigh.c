@@ -587,6 +587,16 @@ static bool entry_matches(const struct neigh_entry *e, int ifindex, const struct
 	return e->ifindex == ifindex && (!e->has_dst || ipaddr_eq(&e->dst, addr));
 }
 
+/* A neighbour lookup of next hop h that failed with rc (not -ENOENT). */
+static enum neigh_state lookup_error(struct neigh_result *out, const char *h, int ifindex, int rc,
+				     const struct neigh_entry *e, char *err, size_t errlen)
+{
+	set_err(err, errlen, "neigh: neighbour lookup for %s on ifindex %d: %s%s%s", h, ifindex,
+		rc == -EBADMSG ? "malformed reply (or a link-layer address not of 6 bytes)" : strerror(-rc),
+		ksep(e->kmsg), e->kmsg);
+	return done(out, NEIGH_ERROR);
+}
+
 enum neigh_state neigh_resolve(struct neigh *n, int ifindex, const struct ipaddr *dst, struct neigh_result *out,
 			       char *err, size_t errlen)
 {
@@ -658,12 +668,8 @@ enum neigh_state neigh_resolve(struct neigh *n, int ifindex, const struct ipaddr
 	}
 	if (rc == 0)
 		was_failed = e.state & NUD_FAILED;
-	else if (rc != -ENOENT) {
-		set_err(err, errlen, "neigh: neighbour lookup for %s on ifindex %d: %s%s%s", h, ifindex,
-			rc == -EBADMSG ? "malformed reply (or a link-layer address not of 6 bytes)" : strerror(-rc),
-			ksep(e.kmsg), e.kmsg);
-		return done(out, NEIGH_ERROR);
-	}
+	else if (rc != -ENOENT)
+		return lookup_error(out, h, ifindex, rc, &e, err, errlen);
 
 	/* 3. no usable entry: ask the kernel to resolve it */
 	char kmsg[NEIGH_KMSG_LEN];
@@ -686,9 +692,7 @@ enum neigh_state neigh_resolve(struct neigh *n, int ifindex, const struct ipaddr
 		if (e.state & NUD_FAILED)
 			was_failed = true;
 	} else if (rc != 0 && rc != -ENOENT) {
-		set_err(err, errlen, "neigh: neighbour lookup for %s on ifindex %d: %s%s%s", h, ifindex,
-			rc == -EBADMSG ? "malformed reply" : strerror(-rc), ksep(e.kmsg), e.kmsg);
-		return done(out, NEIGH_ERROR);
+		return lookup_error(out, h, ifindex, rc, &e, err, errlen);
 	}
 	if (was_failed) {
 		set_err(err, errlen, "neigh: %s on ifindex %d does not answer (entry FAILED); asked again", h, ifindex);

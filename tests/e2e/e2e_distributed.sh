@@ -187,7 +187,7 @@ if [ -n "${E2E_UPLINK:-}" ]; then
 		assert "$1's next hop to $2 on its uplink is $2's ul0 ($nh, want $mac)" "$nh" = "$mac"
 		for f in tx_pkts rx_pkts; do
 			all=$(tunnel_counter "$1" "$2" "$f")
-			up=$(uplink_field "$1" "$2" "uplink_$f")
+			up=$(tunnel_counter "$1" "$2" "uplink_$f")
 			# the first packets may leave through the sockets while the
 			# kernel resolves the neighbour
 			assert "$1 <> $2: the uplink carried $up of $all ($f), want >= 90%" \

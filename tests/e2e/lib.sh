@@ -522,9 +522,9 @@ if isinstance(rows, dict):
 print(sum(int(r.get(field, 0)) for r in rows if r.get("host") == peer))' "$2" "$3"
 }
 
-# uplink_field HOST PEER FIELD: FIELD (uplink, next_hop, uplink_rx_pkts,
-# uplink_tx_pkts) of PEER's row in HOST's `show tunnels`; "none" when the
-# row has no uplink.
+# uplink_field HOST PEER FIELD: the text of FIELD (uplink, next_hop) of
+# PEER's row in HOST's `show tunnels`; "none" when the row has no uplink.
+# (Its counters, uplink_rx_pkts and uplink_tx_pkts: tunnel_counter.)
 uplink_field() {
 	ctl "$1" --json show tunnels 2>/dev/null | "$PY" -c '
 import json, sys
